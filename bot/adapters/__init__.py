@@ -1,0 +1,1 @@
+"""Transports. Each module adapts one chat platform to ``ChatAdapter``."""

@@ -1,0 +1,54 @@
+"""Assembly: settings, clock, database, renderer, outbox, scheduler and dispatcher, built once
+and handed to whoever needs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.dispatcher import Dispatcher
+from bot.jobs import JOBS, JobContext
+from bot.outbox import Outbox, Sender
+from bot.render import Renderer
+from bot.scheduler import JobScheduler
+from handlers import leader, orders, status
+from models.db import SessionFactory, create_schema, make_engine, session_factory
+
+
+@dataclass
+class App:
+    """The assembled bot, independent of the transport."""
+
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: SessionFactory
+    renderer: Renderer
+    outbox: Outbox
+    scheduler: JobScheduler
+    dispatcher: Dispatcher
+    jobs: JobContext
+
+    async def run_job(self, name: str, deal_id: int) -> None:
+        """Run one scheduled job and send what it says."""
+        for reply in await JOBS[name](self.jobs, deal_id):
+            await self.outbox.send_reply(reply)
+
+
+def build_app(settings: Settings, clock: Clock, send: Sender, scheduler: JobScheduler,
+              database_url: str | None = None) -> App:
+    """Build the bot around a transport's ``send`` and a scheduler."""
+    engine = make_engine(database_url or settings.database_url)
+    create_schema(engine)
+    sessions = session_factory(engine)
+    renderer = Renderer()
+    outbox = Outbox(renderer, settings.ack_window_seconds, send)
+    # Leader commands first (开团 must never read as an order), then status queries,
+    # then everything a member may mean as an order.
+    dispatcher = Dispatcher(settings, sessions, outbox, scheduler,
+                            [leader.router, status.router, orders.router])
+    return App(settings, clock, engine, sessions, renderer, outbox, scheduler, dispatcher,
+               JobContext(settings, sessions, clock))

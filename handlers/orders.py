@@ -1,0 +1,380 @@
+"""Member orders: plain replies, quote-replies, 接龙 lists, changes, cancels and clarifications."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import col, select
+
+from handlers.common import CLOSED_TEXT, Outcome, Router, Turn, progress_snapshot
+from handlers.parsing.order import (
+    Ambiguous,
+    CatalogItem,
+    OrderIntent,
+    find_items,
+    parse_member_message,
+)
+from handlers.parsing.text import normalize
+from handlers.parsing.wechat import Jielong, parse_jielong
+from models import ops
+from models.tables import Deal, Item, JielongLine, PendingQuestion, ProcessedMessage
+
+router: Router[Any] = Router("orders")
+ONE = Decimal(1)
+_ANSWER_NO = re.compile(r"^(?:#\s*(?P<deal>\d+)|第?\s*(?P<item>\d+|[一二三四五六七八九十])\s*(?:号|个|款|种)?)$")
+
+
+def catalog_of(turn: Turn, deals: list[Deal]) -> list[CatalogItem]:
+    """Orderable items of the given deals."""
+    out: list[CatalogItem] = []
+    for deal in deals:
+        items = ops.deal_items(turn.session, deal.id or 0)
+        out += [CatalogItem(deal.id or 0, it.no, it.name, it.unit, len(items)) for it in items]
+    return out
+
+
+def _item(turn: Turn, cat: CatalogItem) -> Item:
+    item = turn.session.exec(select(Item).where(Item.deal_id == cat.deal_id,
+                                                Item.no == cat.item_no)).one()
+    return item
+
+
+# --- jielong ----------------------------------------------------------------------------------
+
+def _jielong(turn: Turn) -> Jielong | None:
+    return parse_jielong(turn.text) if turn.room is not None else None
+
+
+@router.route(_jielong)
+def jielong(turn: Turn, jl: Jielong) -> Outcome:
+    """Count only the lines of a 接龙 list that are new, or changed by their own author."""
+    assert turn.room is not None
+    deals = ops.open_deals(turn.session, turn.room)
+    catalog = catalog_of(turn, deals)
+    if len(deals) > 1:
+        hits = {c.deal_id for _, _, c in find_items(jl.header, catalog)}
+        deals = [d for d in deals if d.id in hits] if len(hits) == 1 else deals
+    if not deals:
+        return Outcome()
+    if len(deals) > 1:
+        return Outcome(acks=[turn.ack("question", {"question": "这个接龙是哪个团的？请在第一行写上商品名"})])
+    deal = ops.lock_deal(turn.session, deals[0].id or 0)
+    assert deal is not None
+    cat = [c for c in catalog if c.deal_id == deal.id]
+    stored = {line.no: line for line in turn.session.exec(
+        select(JielongLine).where(JielongLine.deal_id == deal.id)).all()}
+    known_texts = {line.text for line in stored.values()}
+    outcome = Outcome()
+    own_name = normalize(turn.member.name)
+    for entry in jl.entries:
+        old = stored.get(entry.no)
+        if old is not None and old.text == entry.text or old is None and entry.text in known_texts:
+            continue
+        if old is not None and old.author_id != turn.member.id:
+            continue  # nobody's message changes another member's line
+        text = entry.text
+        if own_name and text.startswith(own_name):
+            text = text[len(own_name):].strip()
+        intent = parse_member_message(text, cat) if text else None
+        if not isinstance(intent, OrderIntent) or intent.kind != "order":
+            intent = OrderIntent("order", (), note=text or None)
+        lines = intent.lines or ((None, None),)
+        target = next((ln.item for ln in intent.lines if ln.item is not None), None) if intent.lines else None
+        if target is None:
+            target = cat[0] if len(cat) == 1 else next(iter(c for _, _, c in find_items(jl.header, cat)), cat[0])
+        qty = next((ln.qty for ln in intent.lines if ln.qty is not None), None) if intent.lines else None
+        qty = qty if qty is not None else ONE
+        item = _item(turn, target)
+        del lines
+        if old is None:
+            result = ops.change_order(turn.session, deal, item, turn.member, qty, "add", turn.now,
+                                      note=intent.note, max_qty=Decimal(turn.settings.max_qty_per_line))
+            if isinstance(result, ops.OrderChange):
+                turn.session.add(JielongLine(deal_id=deal.id or 0, no=entry.no, text=entry.text,
+                                             author_id=turn.member.id or 0, item_id=item.id,
+                                             qty=qty))
+                known_texts.add(entry.text)
+        else:
+            current = ops.line_qty(turn.session, _own_order(turn, deal), item) if old.item_id == item.id else ZERO
+            new_total = max(current - old.qty + qty, ZERO)
+            result = ops.change_order(turn.session, deal, item, turn.member, new_total, "set",
+                                      turn.now, note=intent.note,
+                                      max_qty=Decimal(turn.settings.max_qty_per_line))
+            if isinstance(result, ops.OrderChange):
+                old.text, old.qty, old.item_id = entry.text, qty, item.id
+        _collect(turn, outcome, deal, [result])
+    turn.record.deal_id = deal.id
+    return outcome
+
+
+ZERO = Decimal(0)
+
+
+def _own_order(turn: Turn, deal: Deal) -> Any:
+    orders = [o for o in ops.member_orders(turn.session, deal.id or 0, turn.member) if o.placed_for is None]
+    return orders[0] if orders else None
+
+
+# --- plain member messages ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Scope:
+    """Where a member message can apply: the catalog, narrowed by a quote or a question."""
+
+    catalog: list[CatalogItem]
+    quoted: bool = False
+
+
+def _member_message(turn: Turn) -> bool | None:
+    return True if turn.room is not None and turn.text else None
+
+
+@router.route(_member_message)
+def member_message(turn: Turn, _: bool) -> Outcome:
+    """Orders, changes and cancels in plain words, quote-replies, and answers to questions."""
+    assert turn.room is not None
+    deals = ops.open_deals(turn.session, turn.room)
+    catalog = catalog_of(turn, deals)
+    pending = turn.session.exec(select(PendingQuestion).where(
+        PendingQuestion.room_id == turn.room.id, PendingQuestion.member_id == turn.member.id)).first()
+    if pending is not None:
+        turn.session.delete(pending)
+        age = turn.now - pending.asked_at.astimezone(turn.now.tzinfo)
+        if age <= timedelta(minutes=turn.settings.clarify_timeout_minutes):
+            answered = _answer(turn, json.loads(pending.payload), catalog)
+            if answered is not None:
+                return answered
+    scope = _Scope(catalog)
+    if turn.quote is not None:
+        narrowed = _quoted_scope(turn, catalog)
+        if narrowed is not None:
+            scope = _Scope(narrowed, quoted=True)
+    if not catalog:
+        return _closed_refusal(turn)
+    return _apply_text(turn, turn.text, scope)
+
+
+def _closed_refusal(turn: Turn) -> Outcome:
+    """An order sent after every deal of the room closed: say so, with the deal number."""
+    assert turn.room is not None
+    recent = [d for d in ops.recent_deals(turn.session, turn.room, 3)
+              if d.closed_at is not None and turn.now - d.closed_at <= timedelta(days=3)]
+    if not recent:
+        return Outcome()
+    intent = parse_member_message(turn.text, catalog_of(turn, recent[:1]))
+    if not isinstance(intent, OrderIntent) or intent.kind == "cancel" and recent[0].status == "cancelled":
+        return Outcome()
+    deal = recent[0]
+    return Outcome(acks=[turn.ack("refused", {"reason": "closed", "deal_id": deal.id,
+                                              "status_text": CLOSED_TEXT.get(deal.status, deal.status),
+                                              "title": deal.title})])
+
+
+def _quoted_scope(turn: Turn, catalog: list[CatalogItem]) -> list[CatalogItem] | None:
+    """Narrow the catalog to the deal (and item) of the quoted message."""
+    assert turn.quote is not None and turn.room is not None
+    quoted = normalize(turn.quote.text)
+    rows = turn.session.exec(
+        select(ProcessedMessage).where(ProcessedMessage.room_id == turn.room.id,
+                                       ProcessedMessage.sender_name == turn.quote.sender,
+                                       col(ProcessedMessage.deal_id).is_not(None))
+        .order_by(col(ProcessedMessage.received_at).desc()).limit(50)).all()
+    for row in rows:
+        body = row.body
+        if body == quoted or (len(quoted) >= 8 and (body.startswith(quoted.rstrip(".…")) or
+                                                     quoted.startswith(body))):
+            narrowed = [c for c in catalog if c.deal_id == row.deal_id and
+                        (row.item_no is None or c.item_no == row.item_no)]
+            if narrowed:
+                return narrowed
+            return [c for c in catalog if c.deal_id == row.deal_id] or None
+    m = re.search(r"#\s*(\d+)", quoted)
+    if m:
+        narrowed = [c for c in catalog if c.deal_id == int(m.group(1))]
+        if narrowed:
+            return narrowed
+    hits = find_items(quoted, catalog)
+    if hits:
+        deal_ids = {c.deal_id for _, _, c in hits}
+        if len(deal_ids) == 1:
+            items = {c for _, _, c in hits}
+            return list(items) if len(items) == 1 else [c for c in catalog if c.deal_id in deal_ids]
+    return None
+
+
+def _answer(turn: Turn, payload: dict[str, Any], catalog: list[CatalogItem]) -> Outcome | None:
+    """Complete a pending order with the member's answer ("樱桃", "2号", "#1")."""
+    candidates = [c for c in catalog if c.deal_id in payload["deal_ids"]]
+    if not candidates:
+        return None
+    own = parse_member_message(turn.text, candidates)
+    if isinstance(own, OrderIntent) and any(ln.qty is not None for ln in own.lines):
+        return None  # a complete order of its own; handle it as such
+    chosen: list[CatalogItem] = []
+    text = turn.text.strip()
+    m = _ANSWER_NO.match(text)
+    if m and m.group("deal"):
+        chosen = [c for c in candidates if c.deal_id == int(m.group("deal"))]
+    elif m and m.group("item"):
+        from handlers.parsing.numbers import parse_numeral
+
+        no = int(parse_numeral(m.group("item")))
+        deal_ids = {c.deal_id for c in candidates}
+        if len(deal_ids) == 1:
+            chosen = [c for c in candidates if c.item_no == no]
+        else:
+            chosen = [c for c in candidates if c.deal_id == no]
+    else:
+        if len(text) > 20:
+            return None
+        chosen = [c for _, _, c in find_items(text, candidates)]
+    if not chosen:
+        return None
+    deal_ids = {c.deal_id for c in chosen}
+    if len(deal_ids) != 1:
+        return None
+    scope = chosen if len(chosen) == 1 else [c for c in candidates if c.deal_id in deal_ids]
+    return _apply_text(turn, payload["text"], _Scope(scope, quoted=True))
+
+
+def _ask(turn: Turn, text: str, deal_ids: list[int], question: str) -> Outcome:
+    assert turn.room is not None
+    turn.session.add(PendingQuestion(room_id=turn.room.id or 0, member_id=turn.member.id or 0,
+                                     asked_at=turn.now,
+                                     payload=json.dumps({"text": text, "deal_ids": deal_ids},
+                                                        ensure_ascii=False)))
+    return Outcome(acks=[turn.ack("question", {"question": question})])
+
+
+def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
+    """Parse the text against the scope's catalog and apply what it asks for."""
+    catalog = scope.catalog
+    if scope.quoted and len(catalog) == 1:
+        # A quote (or an answer) pinned one item: the order means that item.
+        catalog = [replace(catalog[0], items_in_deal=1)]
+    intent = parse_member_message(text, catalog)
+    if intent is None:
+        return Outcome()
+    if isinstance(intent, Ambiguous):
+        return Outcome(acks=[turn.ack("question", {"question": "要几份？请写一个具体数量，比如「要2份」"})])
+    if intent.deal_no is not None:
+        catalog = [c for c in catalog if c.deal_id == intent.deal_no]
+        if not catalog:
+            deal = turn.session.get(Deal, intent.deal_no)
+            if deal is not None and turn.room is not None and deal.room_id == turn.room.id:
+                return Outcome(acks=[turn.ack("refused", {
+                    "reason": "closed", "deal_id": deal.id, "title": deal.title,
+                    "status_text": CLOSED_TEXT.get(deal.status, deal.status)})])
+            return Outcome()
+    deal_ids = list(dict.fromkeys(c.deal_id for c in catalog))
+    named = {ln.item.deal_id for ln in intent.lines if ln.item is not None}
+    if named:
+        deal_ids = [d for d in deal_ids if d in named]
+    if intent.kind in ("cancel", "set", "sub") and len(deal_ids) > 1:
+        mine = [d for d in deal_ids if any(o.status == "active" for o in
+                                          ops.member_orders(turn.session, d, turn.member))]
+        deal_ids = mine or deal_ids
+        if not mine:
+            return Outcome(acks=[turn.ack("refused", {"reason": "nothing", "deal_id": deal_ids[0],
+                                                      "title": ""})])
+    unresolved = [ln for ln in intent.lines if ln.item is None]
+    if unresolved and len(deal_ids) > 1 and not named:
+        titles = "、".join(f"#{d} {turn.session.get(Deal, d).title}" for d in deal_ids)  # type: ignore[union-attr]
+        return _ask(turn, text, deal_ids, f"现在有{len(deal_ids)}个团，要哪个？回复商品名或团号：{titles}")
+    results: list[ops.OrderChange | ops.OrderRefusal] = []
+    touched: list[Deal] = []
+    for deal_id in deal_ids:
+        deal = ops.lock_deal(turn.session, deal_id)
+        assert deal is not None
+        touched.append(deal)
+        items = [c for c in catalog if c.deal_id == deal_id]
+        lines: list[tuple[CatalogItem | None, Decimal | None]] = [
+            (ln.item, ln.qty) for ln in intent.lines
+            if ln.item is not None and ln.item.deal_id == deal_id]
+        if unresolved and (len(deal_ids) == 1 or not named):
+            if intent.item_numbers:
+                for no, ln in zip(intent.item_numbers, unresolved, strict=False):
+                    match = [c for c in items if c.item_no == no]
+                    if not match:
+                        return _ask(turn, text, [deal_id], _which_item(items))
+                    lines.append((match[0], ln.qty))
+            elif intent.all_items:
+                lines += [(c, unresolved[0].qty) for c in items]
+            elif len(items) == 1 or intent.kind == "cancel":
+                lines += [(items[0] if len(items) == 1 else None, ln.qty) for ln in unresolved]
+            else:
+                mine = _my_items(turn, deal, items)
+                if intent.kind in ("set", "sub") and len(mine) == 1:
+                    lines += [(mine[0], ln.qty) for ln in unresolved]
+                else:
+                    return _ask(turn, text, [deal_id], _which_item(items))
+        if intent.kind == "cancel":
+            chosen = [_item(turn, c) for c, _ in lines if c is not None]
+            changes = ops.cancel_member_orders(turn.session, deal, turn.member, turn.now, chosen)
+            results += changes or [ops.OrderRefusal("nothing", deal, None, turn.member)]
+            continue
+        mode: ops.Mode = {"order": "add", "set": "set", "sub": "sub"}[intent.kind]  # type: ignore[assignment]
+        for cat, qty in lines:
+            assert cat is not None
+            result = ops.change_order(
+                turn.session, deal, _item(turn, cat), turn.member, qty if qty is not None else ONE,
+                mode, turn.now, note=intent.note, placed_for=intent.placed_for,
+                max_qty=Decimal(turn.settings.max_qty_per_line))
+            results.append(result)
+        if lines:
+            turn.record.deal_id = deal.id
+            turn.record.item_no = lines[0][0].item_no if lines[0][0] else None
+    outcome = Outcome()
+    for deal in touched:
+        _collect(turn, outcome, deal, [r for r in results if r.deal.id == deal.id])
+    return outcome
+
+
+def _which_item(items: list[CatalogItem]) -> str:
+    options = " ".join(f"{c.item_no}.{c.name}" for c in items)
+    return f"要哪一个？回复商品名或序号：{options}"
+
+
+def _my_items(turn: Turn, deal: Deal, items: list[CatalogItem]) -> list[CatalogItem]:
+    own = _own_order(turn, deal)
+    if own is None:
+        return []
+    return [c for c in items if ops.line_qty(turn.session, own, _item(turn, c)) > 0]
+
+
+def _collect(turn: Turn, outcome: Outcome, deal: Deal,
+             results: list[ops.OrderChange | ops.OrderRefusal]) -> None:
+    """Turn domain results into acks, with the deal's progress and any milestone."""
+    if not results:
+        return
+    multi = len(ops.deal_items(turn.session, deal.id or 0)) > 1
+    changed = any(isinstance(r, ops.OrderChange) for r in results)
+    snapshot = progress_snapshot(turn.session, deal) if changed else None
+    for r in results:
+        if isinstance(r, ops.OrderRefusal):
+            unit = (r.item.unit if r.item else None) or "份"
+            outcome.acks.append(turn.ack("refused", {
+                "reason": r.reason, "deal_id": deal.id, "title": deal.title, "unit": unit,
+                "requested": r.requested, "already": r.already, "allowed": r.allowed,
+                "status_text": CLOSED_TEXT.get(deal.status, deal.status)}))
+            continue
+        kind = "added" if r.before == 0 else "cancelled" if r.after == 0 else "changed"
+        outcome.acks.append(turn.ack(kind, {
+            "deal_id": deal.id, "title": deal.title, "item": r.item.name if multi else None,
+            "qty": r.after - r.before if kind == "added" else r.after, "before": r.before,
+            "after": r.after, "unit": r.item.unit or "份", "placed_for": r.placed_for}, snapshot))
+    if snapshot is None:
+        return
+    found = ops.check_milestones(turn.session, deal)
+    for kind, hit in (("half", found.half), ("succeeded", found.succeeded),
+                      ("sold_out", found.sold_out)):
+        if hit:
+            outcome.acks.append(turn.ack("milestone", {
+                "deal_id": deal.id, "title": deal.title, "kind": kind,
+                "missing": (snapshot.threshold or ZERO) - snapshot.counted, "unit": snapshot.unit},
+                snapshot))

@@ -1,0 +1,46 @@
+"""Text normalisation shared by every parser: one canonical form before any regex runs."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from opencc import OpenCC
+
+# Characters WeChat and phone keyboards slip into messages that carry no meaning:
+# zero-width spaces/joiners, the BOM, word joiner and the variation selectors of emoji.
+_INVISIBLE = dict.fromkeys(
+    [0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0xFE0E, 0xFE0F], None
+)
+# WeChat puts U+2005 (four-per-em space) after an @mention; treat every exotic space alike.
+_SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\t]+")
+_T2S = OpenCC("t2s")
+
+
+def _is_symbol(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat in ("So", "Sk", "Cs", "Co", "Cn") and not ch.isalnum()
+
+
+@lru_cache(maxsize=4096)
+def normalize(text: str) -> str:
+    """Return the canonical form of a chat text for parsing.
+
+    Full-width forms become ASCII (NFKC), invisible characters vanish, exotic spaces become
+    one ASCII space, traditional characters become simplified, emoji and other symbols are
+    dropped, and ASCII letters are lower-cased. Line breaks are kept.
+
+    Args:
+        text: The raw message text.
+
+    Returns:
+        The normalised text, stripped.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _SPACES.sub(" ", text)
+    if not text.isascii():
+        text = _T2S.convert(text)
+        text = "".join(ch for ch in text if not _is_symbol(ch))
+    return "\n".join(line.strip() for line in text.lower().split("\n")).strip()

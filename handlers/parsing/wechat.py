@@ -1,0 +1,78 @@
+"""The WeChat text shapes that wrap a message: quote-replies, @mentions and 接龙 lists."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SEPARATOR = re.compile(r"^\s*(?:-\s*){5,}$")
+_MENTION = re.compile(r"@([^\s@\u2005]{1,32})(?:[\u2005 ]|$)")
+_JIELONG_HEAD = re.compile(r"^\s*[#＃]?\s*接龙\s*$")
+_ENTRY = re.compile(r"^\s*(\d{1,4})\s*[.、．)）]\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The quoted part of a quote-reply: who said it and what (as WeChat shows it)."""
+
+    sender: str
+    text: str
+
+
+def split_quote(raw: str) -> tuple[Quote | None, str]:
+    """Split a quote-reply into the quote and the reply after the dashed line.
+
+    Args:
+        raw: The message text as delivered.
+
+    Returns:
+        (quote, reply); quote is None when the message is not a quote-reply.
+    """
+    lines = raw.split("\n")
+    for i, line in enumerate(lines):
+        if _SEPARATOR.match(line):
+            block = "\n".join(lines[:i]).strip()
+            reply = "\n".join(lines[i + 1 :]).strip()
+            if not (block.startswith("「") and block.endswith("」")):
+                return None, raw
+            m = re.match(r"([^:：\n]{1,40})[:：](.*)", block[1:-1], re.S)
+            quote = Quote(m.group(1).strip(), m.group(2).strip()) if m else Quote("", block[1:-1])
+            return quote, reply
+    return None, raw
+
+
+def mentions(text: str) -> list[str]:
+    """Names @-mentioned in a message, in order ("@张姐\u2005" or "@张姐 ")."""
+    return _MENTION.findall(text)
+
+
+@dataclass(frozen=True)
+class JielongEntry:
+    """One numbered line of a 接龙 list."""
+
+    no: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Jielong:
+    """A 接龙 message: header lines (the product) and the numbered entries."""
+
+    header: str
+    entries: tuple[JielongEntry, ...]
+
+
+def parse_jielong(text: str) -> Jielong | None:
+    """Parse a normalised 接龙 message; None when the text is not one."""
+    lines = text.split("\n")
+    if not lines or not _JIELONG_HEAD.match(lines[0]):
+        return None
+    header: list[str] = []
+    entries: list[JielongEntry] = []
+    for line in lines[1:]:
+        m = _ENTRY.match(line)
+        if m:
+            entries.append(JielongEntry(int(m.group(1)), m.group(2).strip()))
+        elif not entries and line.strip():
+            header.append(line.strip())
+    return Jielong("\n".join(header), tuple(entries))
