@@ -138,6 +138,12 @@ class Replay:
 
     async def run(self, events: list[Event]) -> None:
         """Play every event, then flush pending acknowledgements."""
+        await self.run_events(events)
+        await self.advance_to(self.clock.now())
+        await self.app.outbox.flush_all()
+
+    async def run_events(self, events: list[Event], msg_id: str | None = None) -> None:
+        """Play events without the final flush (tests continue the conversation)."""
         for ev in events:
             if isinstance(ev, Directive):
                 await self._directive(ev)
@@ -147,7 +153,7 @@ class Replay:
             await self.advance_to(self.clock.now())
             room = None if ev.private else self._room
             msg = IncomingMessage(
-                id=f"replay:{self._digest}:{ev.line_no}", text=ev.text,
+                id=msg_id or f"replay:{self._digest}:{ev.line_no}", text=ev.text,
                 sender_id=member_id(ev.name), sender_name=ev.name, at=self.clock.now(),
                 room_id=f"replay:room:{room}" if room else None, room_name=room,
                 sender_is_owner=room is not None and (room, ev.name) in self._leaders,
@@ -155,8 +161,6 @@ class Replay:
             )
             await self.app.dispatcher.dispatch(msg)
             self.clock.advance(1)
-        await self.advance_to(self.clock.now())
-        await self.app.outbox.flush_all()
 
     async def _directive(self, ev: Directive) -> None:
         if ev.kind == "room":
