@@ -39,9 +39,18 @@ class App:
 
 
 def build_app(settings: Settings, clock: Clock, send: Sender, scheduler: JobScheduler,
-              database_url: str | None = None) -> App:
-    """Build the bot around a transport's ``send`` and a scheduler."""
-    engine = make_engine(database_url or settings.database_url)
+              database_url: str | None = None, *, engine: Engine | None = None) -> App:
+    """Build the bot around a transport's ``send`` and a scheduler.
+
+    Args:
+        settings: The configuration.
+        clock: Where "now" comes from.
+        send: The transport's send function.
+        scheduler: Where deal jobs are planned.
+        database_url: Overrides the configured database.
+        engine: An engine to share (the live runtime's job store uses the same one).
+    """
+    engine = engine or make_engine(database_url or settings.database_url)
     create_schema(engine)
     sessions = session_factory(engine)
     renderer = Renderer()

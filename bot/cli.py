@@ -20,13 +20,13 @@ def _fail(message: str) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.adapters.replay import TranscriptError, replay_file
+    from bot.adapters.replay import TranscriptError, replay_text
 
     path = Path(args.file)
     if not path.is_file():
         return _fail(f"{path}: no such transcript")
     try:
-        asyncio.run(replay_file(path, settings, args.db or "sqlite://"))
+        asyncio.run(replay_text(path.read_text("utf-8"), settings, args.db or "sqlite://"))
     except TranscriptError as exc:
         return _fail(f"{path}: {exc}")
     except UnicodeDecodeError:
@@ -63,10 +63,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Until the live transports exist, `run` replays the shipped demo conversation."""
-    from bot.adapters.replay import replay_file
+    from bot.adapters.replay import replay_text
 
     print(f"tuangou: replaying the demo conversation {DEMO.name} (bot messages below)\n")
-    asyncio.run(replay_file(DEMO, settings, args.db or "sqlite://"))
+    asyncio.run(replay_text(DEMO.read_text("utf-8"), settings, args.db or "sqlite://"))
     return 0
 
 

@@ -26,7 +26,11 @@ from models.tables import Deal, Item, JielongLine, PendingQuestion, ProcessedMes
 
 router: Router[Any] = Router("orders")
 ONE = Decimal(1)
-_ANSWER_NO = re.compile(r"^(?:#\s*(?P<deal>\d+)|第?\s*(?P<item>\d+|[一二三四五六七八九十])\s*(?:号|个|款|种)?)$")
+ZERO = Decimal(0)
+# An answer to "要哪一个？": "#2", "2号", "第二个".
+_ANSWER_NO = re.compile(
+    r"^(?:#\s*(?P<deal>\d+)|第?\s*(?P<item>\d+|[一二三四五六七八九十])\s*(?:号|个|款|种)?)$"
+)
 
 
 def catalog_of(turn: Turn, deals: list[Deal]) -> list[CatalogItem]:
@@ -73,46 +77,54 @@ def jielong(turn: Turn, jl: Jielong) -> Outcome:
     own_name = normalize(turn.member.name)
     for entry in jl.entries:
         old = stored.get(entry.no)
-        if old is not None and old.text == entry.text or old is None and entry.text in known_texts:
+        if (old is not None and old.text == entry.text) or (old is None and entry.text in known_texts):
             continue
         if old is not None and old.author_id != turn.member.id:
-            continue  # nobody's message changes another member's line
+            if not (own_name and entry.text.startswith(own_name)):
+                continue  # nobody's message changes another member's line
+            old = None  # two people took the same number at once: this line is the sender's own
         text = entry.text
         if own_name and text.startswith(own_name):
             text = text[len(own_name):].strip()
         intent = parse_member_message(text, cat) if text else None
-        if not isinstance(intent, OrderIntent) or intent.kind != "order":
-            intent = OrderIntent("order", (), note=text or None)
-        lines = intent.lines or ((None, None),)
-        target = next((ln.item for ln in intent.lines if ln.item is not None), None) if intent.lines else None
+        lines = intent.lines if isinstance(intent, OrderIntent) and intent.kind == "order" else ()
+        note = intent.note if isinstance(intent, OrderIntent) and intent.kind == "order" else text
+        target = next((ln.item for ln in lines if ln.item is not None), None)
         if target is None:
-            target = cat[0] if len(cat) == 1 else next(iter(c for _, _, c in find_items(jl.header, cat)), cat[0])
-        qty = next((ln.qty for ln in intent.lines if ln.qty is not None), None) if intent.lines else None
-        qty = qty if qty is not None else ONE
+            # A line that names no item orders the deal's only item, or the one in the header.
+            in_header = [c for _, _, c in find_items(jl.header, cat)]
+            target = cat[0] if len(cat) == 1 or not in_header else in_header[0]
+        qty = next((ln.qty for ln in lines if ln.qty is not None), None) or ONE  # no number: 1
         item = _item(turn, target)
-        del lines
+        max_qty = Decimal(turn.settings.max_qty_per_line)
+        results: list[ops.OrderChange | ops.OrderRefusal] = []
+        if old is not None and old.item_id not in (None, item.id):
+            # The author moved their line to another item: take it off the old one first.
+            previous = turn.session.get(Item, old.item_id)
+            if previous is not None:
+                results.append(ops.change_order(turn.session, deal, previous, turn.member, old.qty,
+                                                "sub", turn.now, max_qty=max_qty))
+            old.qty = ZERO
         if old is None:
             result = ops.change_order(turn.session, deal, item, turn.member, qty, "add", turn.now,
-                                      note=intent.note, max_qty=Decimal(turn.settings.max_qty_per_line))
-            if isinstance(result, ops.OrderChange):
-                turn.session.add(JielongLine(deal_id=deal.id or 0, no=entry.no, text=entry.text,
-                                             author_id=turn.member.id or 0, item_id=item.id,
-                                             qty=qty))
-                known_texts.add(entry.text)
+                                      note=note or None, max_qty=max_qty)
         else:
-            current = ops.line_qty(turn.session, _own_order(turn, deal), item) if old.item_id == item.id else ZERO
-            new_total = max(current - old.qty + qty, ZERO)
-            result = ops.change_order(turn.session, deal, item, turn.member, new_total, "set",
-                                      turn.now, note=intent.note,
-                                      max_qty=Decimal(turn.settings.max_qty_per_line))
-            if isinstance(result, ops.OrderChange):
-                old.text, old.qty, old.item_id = entry.text, qty, item.id
-        _collect(turn, outcome, deal, [result])
+            own = _own_order(turn, deal)
+            current = ops.line_qty(turn.session, own, item) if own is not None else ZERO
+            result = ops.change_order(turn.session, deal, item, turn.member,
+                                      max(current - old.qty + qty, ZERO), "set", turn.now,
+                                      note=note or None, max_qty=max_qty)
+        if isinstance(result, ops.OrderChange):
+            if old is None:
+                old = JielongLine(deal_id=deal.id or 0, no=entry.no, text=entry.text,
+                                  author_id=turn.member.id or 0)
+                turn.session.add(old)
+                stored[entry.no] = old
+            old.text, old.qty, old.item_id = entry.text, qty, item.id
+            known_texts.add(entry.text)
+        _collect(turn, outcome, deal, [*results, result])
     turn.record.deal_id = deal.id
     return outcome
-
-
-ZERO = Decimal(0)
 
 
 def _own_order(turn: Turn, deal: Deal) -> Any:
@@ -167,7 +179,7 @@ def _closed_refusal(turn: Turn) -> Outcome:
     if not recent:
         return Outcome()
     intent = parse_member_message(turn.text, catalog_of(turn, recent[:1]))
-    if not isinstance(intent, OrderIntent) or intent.kind == "cancel" and recent[0].status == "cancelled":
+    if not isinstance(intent, OrderIntent) or (intent.kind == "cancel" and recent[0].status == "cancelled"):
         return Outcome()
     deal = recent[0]
     return Outcome(acks=[turn.ack("refused", {"reason": "closed", "deal_id": deal.id,
@@ -177,7 +189,8 @@ def _closed_refusal(turn: Turn) -> Outcome:
 
 def _quoted_scope(turn: Turn, catalog: list[CatalogItem]) -> list[CatalogItem] | None:
     """Narrow the catalog to the deal (and item) of the quoted message."""
-    assert turn.quote is not None and turn.room is not None
+    assert turn.quote is not None
+    assert turn.room is not None
     quoted = normalize(turn.quote.text)
     rows = turn.session.exec(
         select(ProcessedMessage).where(ProcessedMessage.room_id == turn.room.id,
@@ -308,9 +321,9 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
             elif len(items) == 1 or intent.kind == "cancel":
                 lines += [(items[0] if len(items) == 1 else None, ln.qty) for ln in unresolved]
             else:
-                mine = _my_items(turn, deal, items)
-                if intent.kind in ("set", "sub") and len(mine) == 1:
-                    lines += [(mine[0], ln.qty) for ln in unresolved]
+                own_items = _my_items(turn, deal, items)
+                if intent.kind in ("set", "sub") and len(own_items) == 1:
+                    lines += [(own_items[0], ln.qty) for ln in unresolved]
                 else:
                     return _ask(turn, text, [deal_id], _which_item(items))
         if intent.kind == "cancel":

@@ -68,5 +68,5 @@ def _my_orders(turn: Turn, rooms: list[Room], query: StatusQuery, private: bool)
             shown.append({"id": deal.id, "title": deal.title, "room": room.name,
                           "lines": "、".join(lines), "amount": amount,
                           "status_text": None if deal.status == "open" else STATUS_TEXT[deal.status]})
-    shown.sort(key=lambda d: d["id"])
+    shown.sort(key=lambda d: int(d["id"] or 0))
     return {"member": turn.member.name, "deals": shown, "total": total, "private": private}

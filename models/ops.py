@@ -59,7 +59,7 @@ def note_presence(session: Session, room: Room, member: Member) -> None:
     exists = session.exec(select(RoomMember.id).where(
         RoomMember.room_id == room.id, RoomMember.member_id == member.id)).first()
     if exists is None:
-        session.add(RoomMember(room_id=room.id, member_id=member.id))
+        session.add(RoomMember(room_id=room.id or 0, member_id=member.id or 0))
 
 
 def member_rooms(session: Session, member: Member) -> list[Room]:
@@ -88,7 +88,7 @@ def set_leader(session: Session, room: Room, member: Member, leader: bool) -> bo
     role = session.exec(select(LeaderRole).where(
         LeaderRole.room_id == room.id, LeaderRole.member_id == member.id)).first()
     if leader and role is None:
-        session.add(LeaderRole(room_id=room.id, member_id=member.id))
+        session.add(LeaderRole(room_id=room.id or 0, member_id=member.id or 0))
         return True
     if not leader and role is not None:
         session.delete(role)
@@ -131,7 +131,7 @@ class ItemTotal:
 def item_totals(session: Session, deal_id: int) -> list[ItemTotal]:
     """Active units per item of the deal, items in order (zero for an item nobody ordered)."""
     rows = session.exec(
-        select(OrderLine.item_id, OrderLine.qty)
+        select(col(OrderLine.item_id), col(OrderLine.qty))
         .join(Order, col(Order.id) == col(OrderLine.order_id))
         .where(Order.deal_id == deal_id, Order.status == "active")
     ).all()
@@ -295,7 +295,7 @@ def member_orders(session: Session, deal_id: int, member: Member) -> list[Order]
 
 def line_qty(session: Session, order: Order, item: Item) -> Decimal:
     """Current units of an item in an order (0 when there is no line)."""
-    qty = session.exec(select(OrderLine.qty).where(
+    qty = session.exec(select(col(OrderLine.qty)).where(
         OrderLine.order_id == order.id, OrderLine.item_id == item.id)).first()
     return qty if qty is not None and order.status == "active" else ZERO
 
@@ -325,7 +325,7 @@ def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: 
     """
     if deal.status != "open":
         return OrderRefusal("closed", deal, item, member)
-    if qty <= 0 and mode != "set" or qty < 0 or qty > max_qty:
+    if (qty <= 0 and mode != "set") or qty < 0 or qty > max_qty:
         return OrderRefusal("qty", deal, item, member, requested=qty, allowed=max_qty)
     order = _find_order(session, deal, member, placed_for)
     before = line_qty(session, order, item) if order else ZERO

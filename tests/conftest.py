@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chat import Chat  # noqa: E402
+from chat import Chat
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TextIO
 
 from bot.app import App, build_app
@@ -180,10 +179,9 @@ class Replay:
             await self.advance_to(when)
 
 
-async def replay_file(path: Path, settings: Settings, database_url: str,
+async def replay_text(raw: str, settings: Settings, database_url: str,
                       out: TextIO = sys.stdout) -> App:
-    """Replay a transcript file and print the bot's messages to ``out``."""
-    raw = path.read_text("utf-8")
+    """Replay a transcript's text and print the bot's messages to ``out``."""
     events = parse_transcript(raw)
     start = datetime(2000, 1, 1, tzinfo=settings.tz)
     first_now = next((e for e in events if isinstance(e, Directive) and e.kind == "now"), None)

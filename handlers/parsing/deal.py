@@ -175,7 +175,7 @@ def parse_deal_command(text: str, now: datetime) -> DealSpec:
         notes.append(line)
 
     if "price" in raw:
-        pname, price, unit, _ = _split_price(raw["price"])
+        _pname, price, unit, _ = _split_price(raw["price"])
         if price is None:
             amt = _amount(raw["price"])
             if amt:

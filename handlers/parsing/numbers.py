@@ -5,7 +5,6 @@ Pure functions; the order parser decides which number in a message is a quantity
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal, InvalidOperation
 
 DIGITS: dict[str, int] = {

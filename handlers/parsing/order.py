@@ -125,7 +125,7 @@ _QTY = re.compile(
     rf"|(?:\+\s*(?P<plus>\d+|[一二两三四五六七八九十]))"
     rf"|(?:(?P<n>{NUMERAL}|半)\s*(?P<half1>个半)?\s*(?P<unit>{_UNIT_RE})(?P<half2>半)?)"
 )
-_BARE_AFTER_VERB = re.compile(rf"(?:要|来|订|定|买|拿|跟|预定|预订|带|留)\s*(?P<n>\d+(?:\.\d+)?|[一两二三四五六七八九十俩仨]+)(?![\d.号楼栋点])")
+_BARE_AFTER_VERB = re.compile(r"(?:要|来|订|定|买|拿|跟|预定|预订|带|留)\s*(?P<n>\d+(?:\.\d+)?|[一两二三四五六七八九十俩仨]+)(?![\d.号楼栋点])")
 _ALL_ITEMS = re.compile(r"各(?:来|要|订)?|都要|都来|全要|每样|每种|每个都|全部都?要|一样")
 _FILLER_WORDS = """那么 那 我家 我们家 我们 我 也 就 还 再 吧 呀 啊 哦 哈 嘛 的 了 给 请 麻烦 谢谢 团长 好的 好 嗯 一下 先 还是 算了 可以 吗 帮 帮忙 ok 谢 辛苦 亲 哈哈 呢 啦 噢 额 呃 喔 耶 滴 嘞 咯 ～ ~ ! ！""".split()
 _FILLER = re.compile("|".join(sorted(map(re.escape, _FILLER_WORDS), key=len, reverse=True)))
@@ -394,7 +394,6 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
             # "1号两份 3号一份": pair each number with the quantity after it.
             tokens = sorted([(s, "n", no) for s, no in numbers] + [(s, "q", q) for s, _, q in qtys])
             pending_no: int | None = None
-            lines: list[OrderLine] = []
             pairs: list[tuple[int, Decimal | None]] = []
             for _, tk, val in tokens:
                 if tk == "n":

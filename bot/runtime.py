@@ -1,0 +1,141 @@
+"""The live runtime: a transport, the real clock, APScheduler with a persistent job store.
+
+On start it first runs every job whose time passed while the bot was down (a deadline
+missed during downtime closes the deal once), then plans the jobs of every open deal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from datetime import datetime
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from bot.adapters.base import ChatAdapter
+from bot.app import App, build_app
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.jobs import JOBS, catch_up, planned_jobs
+from bot.scheduler import Plan
+from bot.types import IncomingMessage
+from models.db import make_engine
+from models.tables import Deal
+
+log = logging.getLogger(__name__)
+
+# APScheduler persists a job as an importable function plus picklable arguments, so a job
+# cannot carry the runtime object. Each running runtime registers here under a key derived
+# from its database URL; the persisted job names the key and finds its runtime again after
+# a restart. This is the only process-level registry in the code.
+_RUNNING: dict[str, LiveRuntime] = {}
+
+
+def runtime_key(database_url: str) -> str:
+    """A stable key for the runtime that owns a database's jobs."""
+    return hashlib.sha1(database_url.encode("utf-8")).hexdigest()[:12]
+
+
+async def run_scheduled_job(key: str, name: str, deal_id: int) -> None:
+    """What APScheduler calls: find the runtime and run the named job function."""
+    runtime = _RUNNING.get(key)
+    if runtime is None:
+        log.warning("job %s for deal %s fired with no runtime running; it runs on next start",
+                    name, deal_id)
+        return
+    await runtime.app.run_job(name, deal_id)
+
+
+class ApsJobScheduler:
+    """Plans deal jobs in APScheduler 3 with a SQLAlchemy job store in the bot's database."""
+
+    def __init__(self, engine: Engine, settings: Settings, key: str) -> None:
+        self._key = key
+        self._aps = AsyncIOScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+            # A job missed while the bot was down still runs (once) when it starts again.
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+            timezone=settings.tz,
+        )
+
+    def start(self) -> None:
+        self._aps.start()
+
+    def shutdown(self) -> None:
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+
+    def plan(self, deal_id: int, jobs: Plan) -> None:
+        wanted = {name for name, _ in jobs}
+        for name, when in jobs:
+            self._aps.add_job(run_scheduled_job, "date", run_date=when, args=[self._key, name, deal_id],
+                              id=f"{name}:{deal_id}", replace_existing=True)
+        for name in set(JOBS) - wanted:
+            with contextlib.suppress(JobLookupError):
+                self._aps.remove_job(f"{name}:{deal_id}")
+
+    def drop(self, deal_id: int) -> None:
+        self.plan(deal_id, [])
+
+    def job_times(self) -> dict[str, datetime]:
+        """Planned jobs by id (for tests and the operator)."""
+        return {job.id: job.next_run_time for job in self._aps.get_jobs()}
+
+
+class LiveRuntime:
+    """Runs the bot on a live transport until stopped."""
+
+    def __init__(self, settings: Settings, adapter: ChatAdapter, *, clock: Clock | None = None,
+                 flush_interval: float = 0.5) -> None:
+        self.settings = settings
+        self.adapter = adapter
+        self.clock = clock or SystemClock(settings.tz)
+        self.key = runtime_key(settings.database_url)
+        self._flush_interval = flush_interval
+        self._engine = make_engine(settings.database_url)
+        self.scheduler = ApsJobScheduler(self._engine, settings, self.key)
+        self.app: App = build_app(settings, self.clock, adapter.send, self.scheduler,
+                                  engine=self._engine)
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Catch up on missed jobs, plan the open deals' jobs, then connect the transport."""
+        _RUNNING[self.key] = self
+        for reply in await catch_up(self.app.jobs):
+            await self.app.outbox.send_reply(reply)
+        with self.app.sessions() as session:
+            for deal in session.exec(select(Deal).where(col(Deal.status).in_(["open", "succeeded"]))).all():
+                self.scheduler.plan(deal.id or 0, planned_jobs(deal, self.settings))
+        self.scheduler.start()
+        self._flusher = asyncio.create_task(self._flush_loop())
+        await self.adapter.start(self.on_message)
+
+    async def on_message(self, msg: IncomingMessage) -> None:
+        """Transport callback for every inbound message."""
+        await self.app.dispatcher.dispatch(msg)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval)
+            try:
+                await self.app.outbox.flush_due(self.clock.now())
+            except Exception:  # a failed send must not stop later acknowledgements
+                log.exception("flushing acknowledgements failed")
+
+    async def stop(self) -> None:
+        """Flush what is pending, stop the scheduler and the transport."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.app.outbox.flush_all()
+        self.scheduler.shutdown()
+        await self.adapter.stop()
+        _RUNNING.pop(self.key, None)
+        self._engine.dispose()

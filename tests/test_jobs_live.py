@@ -1,0 +1,115 @@
+"""The live scheduler: real APScheduler, persistent job store, real time, catch-up on start."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from bot.config import Settings
+from bot.runtime import LiveRuntime
+from bot.types import IncomingMessage, OutgoingMessage
+
+ROOM = "wx-room-1"
+_ids = itertools.count()
+
+
+class FakeAdapter:
+    """A transport that records what the bot sends; tests push messages in."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+        self.on_message = None
+
+    async def start(self, on_message) -> None:  # type: ignore[no-untyped-def]
+        self.on_message = on_message
+
+    async def stop(self) -> None:
+        self.on_message = None
+
+    async def send(self, message: OutgoingMessage) -> None:
+        self.sent.append(message)
+
+    async def say(self, name: str, text: str, at: datetime, *, owner: bool = False) -> None:
+        assert self.on_message is not None
+        await self.on_message(IncomingMessage(
+            id=f"m{next(_ids)}", text=text, sender_id=f"wx-{name}", sender_name=name, at=at,
+            room_id=ROOM, room_name="幸福里", sender_is_owner=owner))
+
+
+def _settings(db_url: str) -> Settings:
+    return replace(Settings(), database_url=db_url, ack_window_seconds=0.2)
+
+
+async def _wait_for(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
+    for _ in range(int(seconds * 20)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return predicate()
+
+
+async def _open_deal_closing_in(adapter: FakeAdapter, settings: Settings, seconds: int) -> None:
+    # "1小时后截团" said (1 h - seconds) ago: the deadline falls `seconds` from now.
+    now = datetime.now(settings.tz)
+    said = now - timedelta(hours=1) + timedelta(seconds=seconds)
+    await adapter.say("王团长", "开团 赣南脐橙 29.9元/箱 2箱成团 1小时后截团", said, owner=True)
+    await adapter.say("小周", "要两箱", said + timedelta(seconds=1))
+
+
+async def test_deadline_closes_the_deal_in_real_time(db_url: str) -> None:
+    settings = _settings(db_url)
+    adapter = FakeAdapter()
+    runtime = LiveRuntime(settings, adapter, flush_interval=0.05)
+    await runtime.start()
+    try:
+        await _open_deal_closing_in(adapter, settings, 2)
+        assert "close:1" in runtime.scheduler.job_times()
+        closed = await _wait_for(lambda: any("已截团" in m.text for m in adapter.sent), 6)
+        assert closed, [m.text for m in adapter.sent]
+        await asyncio.sleep(0.5)
+        announcements = [m for m in adapter.sent if "已截团" in m.text]
+        assert len(announcements) == 1
+        assert "已成团" in announcements[0].text
+        acks = [m for m in adapter.sent if "小周" in m.text and "新增" in m.text]
+        assert len(acks) == 1
+    finally:
+        await runtime.stop()
+
+
+async def test_deadline_missed_while_down_is_closed_once_on_start(db_url: str) -> None:
+    settings = _settings(db_url)
+    first = FakeAdapter()
+    runtime = LiveRuntime(settings, first)
+    await runtime.start()
+    await _open_deal_closing_in(first, settings, 1)
+    await runtime.stop()
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("select id from apscheduler_jobs")).scalars().all()
+    engine.dispose()
+    assert "close:1" in stored  # the job outlived the process that planned it
+    await asyncio.sleep(1.5)  # the deadline passes while no bot runs
+
+    second = FakeAdapter()
+    runtime = LiveRuntime(settings, second)
+    await runtime.start()
+    try:
+        await asyncio.sleep(1.0)  # give APScheduler's own misfire run a chance to double-announce
+        announcements = [m for m in second.sent if "已截团" in m.text]
+        assert len(announcements) == 1, [m.text for m in second.sent]
+        with runtime.app.sessions() as session:
+            status = session.execute(sa.text("select status from deal where id = 1")).scalar_one()
+        assert status == "succeeded"
+    finally:
+        await runtime.stop()
+
+    third = FakeAdapter()
+    runtime = LiveRuntime(settings, third)
+    await runtime.start()
+    await asyncio.sleep(0.3)
+    await runtime.stop()
+    assert not [m for m in third.sent if "已截团" in m.text]  # a later restart announces nothing
