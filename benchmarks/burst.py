@@ -30,12 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.adapters.replay import Replay  # noqa: E402
-from bot.app import build_app  # noqa: E402
-from bot.clock import ManualClock  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.scheduler import VirtualScheduler  # noqa: E402
-from bot.types import IncomingMessage, OutgoingMessage  # noqa: E402
+from bot.adapters.replay import Replay
+from bot.app import build_app
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.scheduler import VirtualScheduler
+from bot.types import IncomingMessage, OutgoingMessage
 
 TARGET_RATE = 1000.0  # messages per second
 TARGET_P99_MS = 20.0
@@ -233,7 +233,7 @@ async def run_pipeline(n_orders: int, n_rooms: int, rate: float, noise: float, s
         con.close()
     stored: Counter[tuple[str, str]] = Counter()
     for room_id, member_id, qty in rows:
-        stored[(room_id, member_id)] += float(qty)
+        stored[(room_id, member_id)] += qty / 1000  # stored as integer thousandths
     keys = set(stored) | set(expected)
     mismatched = sum(1 for k in keys if stored.get(k, 0) != expected.get(k, 0))
     n_noise = sum(1 for p in burst if p.kind == "noise")
@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("pipeline wall time", f"{res.seconds:.2f} s", ""),
         ("messages/s (all)", f"{msg_rate:,.0f}", ""),
-        ("order messages/s", f"{order_rate:,.0f}", f">= {TARGET_RATE:,.0f}  {mark(order_rate >= TARGET_RATE)}"),
+        ("order messages/s", f"{order_rate:,.0f}",
+         f">= {TARGET_RATE:,.0f}  {mark(order_rate >= TARGET_RATE)}"),
         ("latency p50", f"{p50:.2f} ms", ""),
         ("latency p99", f"{p99:.2f} ms", f"< {TARGET_P99_MS:.0f} ms  {mark(p99 < TARGET_P99_MS)}"),
         ("latency max", f"{lat[-1]:.2f} ms", ""),

@@ -8,17 +8,19 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from bot.config import Settings
+from bot.jobs import planned_jobs
 from bot.outbox import Outbox
-from bot.scheduler import JobScheduler
+from bot.scheduler import JobScheduler, Plan
 from bot.types import IncomingMessage
-from handlers.common import Outcome, Router, Turn
+from handlers.common import DealCache, ItemCache, Outcome, Router, Turn
 from handlers.parsing.text import normalize
 from handlers.parsing.wechat import split_quote
 from models import ops
 from models.db import SessionFactory
-from models.tables import Deal, ProcessedMessage
+from models.tables import Deal, Member, ProcessedMessage, Room
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 20_000  # longer messages are cut before parsing; nobody orders in a novel
@@ -34,6 +36,11 @@ class Dispatcher:
         self._outbox = outbox
         self._scheduler = scheduler
         self._routers = routers
+        self._rooms: dict[str, Room] = {}
+        self._members: dict[str, Member] = {}
+        self._presence: set[tuple[int | None, int | None]] = set()
+        self._items = ItemCache()
+        self._deals = DealCache()
 
     async def dispatch(self, msg: IncomingMessage) -> bool:
         """Handle one message; returns False when it was a duplicate (or failed)."""
@@ -51,19 +58,22 @@ class Dispatcher:
             await self._outbox.send_reply(reply)
 
     def handle(self, msg: IncomingMessage) -> Outcome | None:
-        """Run the handler in one transaction; None for a duplicate message id."""
+        """Run the handler in one transaction; None for a duplicate message id.
+
+        The processed-message row is inserted first: on PostgreSQL a second worker holding
+        the same message waits on the unique key and then fails, so exactly one handles it.
+        """
         with self._sessions() as session:
-            if session.get(ProcessedMessage, msg.id) is not None:
-                return None
             try:
                 outcome, plans = self._run(session, msg)
                 session.commit()
             except IntegrityError:
-                # Another worker committed the same message id first: it is handled there.
                 session.rollback()
-                return None
+                self._forget_identities()
+                return None  # the same message id was handled already (here or elsewhere)
             except Exception:
                 session.rollback()
+                self._forget_identities()
                 log.exception("handler failed on message %s; recorded as processed", msg.id)
                 self._record_failed(msg)
                 return None
@@ -73,51 +83,66 @@ class Dispatcher:
             self._scheduler.plan(deal_id, jobs)
         return outcome
 
+    def _forget_identities(self) -> None:
+        # Rows created in a rolled-back transaction must not stay cached.
+        self._rooms.clear()
+        self._members.clear()
+        self._presence.clear()
+        self._items.clear()
+        self._deals.clear()
+
     def _record_failed(self, msg: IncomingMessage) -> None:
         with self._sessions() as session:
-            if session.get(ProcessedMessage, msg.id) is None:
-                session.add(ProcessedMessage(id=msg.id, sender_name=msg.sender_name,
-                                             received_at=msg.at))
-                try:
-                    session.commit()
-                except IntegrityError:
-                    session.rollback()
+            try:
+                ops.record_message(session, ProcessedMessage(
+                    id=msg.id, sender_name=msg.sender_name, received_at=msg.at))
+                session.commit()
+            except IntegrityError:
+                session.rollback()
 
-    def _run(self, session, msg: IncomingMessage):  # type: ignore[no-untyped-def]
-        from bot.jobs import planned_jobs
-
-        room = ops.upsert_room(session, msg.room_id, msg.room_name or "") if msg.room_id else None
-        member = ops.upsert_member(session, msg.sender_id, msg.sender_name)
-        if room is not None:
+    def _identities(self, session: Session, msg: IncomingMessage) -> tuple[Room | None, Member]:
+        """Room and member rows, cached by platform id (a name change refreshes them)."""
+        room = None
+        if msg.room_id:
+            room = self._rooms.get(msg.room_id)
+            if room is None or (msg.room_name and room.name != msg.room_name):
+                room = ops.upsert_room(session, msg.room_id, msg.room_name or "")
+                self._rooms[msg.room_id] = room
+        member = self._members.get(msg.sender_id)
+        if member is None or member.name != msg.sender_name:
+            member = ops.upsert_member(session, msg.sender_id, msg.sender_name)
+            self._members[msg.sender_id] = member
+        if room is not None and (room.id, member.id) not in self._presence:
             ops.note_presence(session, room, member)
+            self._presence.add((room.id, member.id))
+        return room, member
+
+    def _run(self, session: Session, msg: IncomingMessage) -> tuple[Outcome, list[tuple[int, Plan]]]:
         quote, body = split_quote(msg.text[:MAX_TEXT])
         text = normalize(body)
-        record = ProcessedMessage(id=msg.id, room_id=room.id if room else None,
-                                  member_id=member.id, sender_name=msg.sender_name, body=text,
-                                  received_at=msg.at)
-        session.add(record)
-        is_leader = bool(room is not None and (
-            msg.sender_is_owner
-            or msg.sender_name in self._settings.leaders.get(room.name, ())
-            or ops.has_leader_role(session, room, member)))
+        room, member = self._identities(session, msg)
+        record = ProcessedMessage(id=msg.id, sender_name=msg.sender_name, body=text,
+                                  received_at=msg.at, room_id=room.id if room else None,
+                                  member_id=member.id)
         now = msg.at.astimezone(self._settings.tz)
-        turn = Turn(session, self._settings, msg, room, member, text, body, quote, now,
-                    is_leader, record)
-        outcome = Outcome()
-        for router in self._routers:
-            matched = False
-            for _name, filter_, handler in router.routes:
-                data = filter_(turn)
-                if data is not None:
-                    outcome = handler(turn, data)
-                    matched = True
-                    break
-            if matched:
-                break
+        turn = Turn(session, self._settings, msg, room, member, text, body, quote, now, record,
+                    self._items, self._deals)
+        outcome = self._route(turn)
         session.flush()
+        # Inserted with the effects: a message id seen before (or committed meanwhile by
+        # another worker) fails here and the whole transaction rolls back.
+        ops.record_message(session, record)
         plans = []
         for deal_id in outcome.schedule:
             deal = session.get(Deal, deal_id)
             if deal is not None:
                 plans.append((deal_id, planned_jobs(deal, self._settings)))
         return outcome, plans
+
+    def _route(self, turn: Turn) -> Outcome:
+        for router in self._routers:
+            for _name, filter_, handler in router.routes:
+                data = filter_(turn)
+                if data is not None:
+                    return handler(turn, data)
+        return Outcome()

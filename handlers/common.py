@@ -8,20 +8,74 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlmodel import Session
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.types import Ack, DealProgress, IncomingMessage, Reply
 from handlers.parsing.times import format_time
-from handlers.parsing.wechat import Quote
+from handlers.parsing.wechat import Quote, strip_mentions
 from models import ops
-from models.tables import Deal, Member, ProcessedMessage, Room
+from models.tables import Deal, Item, Member, ProcessedMessage, Room
 
 T = TypeVar("T")
 
 STATUS_TEXT = {"open": "进行中", "succeeded": "已成团", "failed": "未成团",
                "cancelled": "已取消"}
 CLOSED_TEXT = {"succeeded": "已截团", "failed": "已截团（未成团）", "cancelled": "已取消"}
+
+
+class ItemCache:
+    """Items of deals by deal id, kept across messages: names, numbers and units never change
+    once a deal is open, and stock and counts are always read from the database."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self._items: dict[int, list[Item]] = {}
+        self._size = size
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def get(self, session: Session, deal_id: int) -> list[Item]:
+        items = self._items.get(deal_id)
+        if items is None:
+            items = ops.deal_items(session, deal_id)
+            if len(self._items) >= self._size:
+                self._items.pop(next(iter(self._items)))
+            self._items[deal_id] = items
+        return items
+
+
+class DealCache:
+    """Open deals of a room for the order path: the ids are read fresh every message (one
+    small query), the rows come from memory. Fields a cached deal may have stale (stock,
+    flags, deadline) are re-checked by the SQL that uses them, and a deal that closed or was
+    cancelled is simply no longer among the ids."""
+
+    _OPEN_IDS = (select(col(Deal.id)).where(col(Deal.room_id) == bindparam("room_id"),
+                                            col(Deal.status) == "open").order_by(col(Deal.id)))
+
+    def __init__(self, size: int = 2048) -> None:
+        self._deals: dict[int, Deal] = {}
+        self._size = size
+
+    def clear(self) -> None:
+        self._deals.clear()
+
+    def open_deals(self, session: Session, room_id: int) -> list[Deal]:
+        ids: list[int] = list(session.connection().execute(
+            self._OPEN_IDS, {"room_id": room_id}).scalars().all())
+        out = []
+        for deal_id in ids:
+            deal = self._deals.get(deal_id)
+            if deal is None:
+                deal = session.get(Deal, deal_id)
+                assert deal is not None
+                if len(self._deals) >= self._size:
+                    self._deals.pop(next(iter(self._deals)))
+                self._deals[deal_id] = deal
+            out.append(deal)
+        return out
 
 
 @dataclass
@@ -37,12 +91,44 @@ class Turn:
     raw: str  # the reply as written, for @mentions and names
     quote: Quote | None
     now: datetime
-    is_leader: bool
     record: ProcessedMessage
+    items: ItemCache
+    deals: DealCache
+    _leader: bool | None = None
+    _open: list[Deal] | None = None
+
+    def open_deals(self) -> list[Deal]:
+        """The room's open deals (read once per turn)."""
+        if self._open is None:
+            self._open = self.deals.open_deals(self.session, self.room.id or 0) if self.room else []
+        return self._open
+
+    def deal(self, deal_id: int) -> Deal | None:
+        """An open deal of this room by id, else any deal by id."""
+        return next((d for d in self.open_deals() if d.id == deal_id), None) or \
+            self.session.get(Deal, deal_id)
+
+    @property
+    def is_leader(self) -> bool:
+        """The room owner, a leader named in config.toml, or one appointed in the chat.
+
+        Asked only when a leader command was recognised (permission is not parsing).
+        """
+        if self._leader is None:
+            self._leader = bool(self.room is not None and (
+                self.msg.sender_is_owner
+                or self.msg.sender_name in self.settings.leaders.get(self.room.name, ())
+                or ops.has_leader_role(self.session, self.room, self.member)))
+        return self._leader
 
     @property
     def room_id(self) -> str | None:
         return self.msg.room_id
+
+    @property
+    def plain(self) -> str:
+        """The normalised reply without @mentions ("@团长 我要3袋" → "我要3袋")."""
+        return strip_mentions(self.text)
 
     def reply(self, template: str, data: dict[str, Any], *, mentions: tuple[str, ...] = (),
               private: bool = False) -> Reply:
@@ -123,9 +209,8 @@ def deal_view(session: Session, deal: Deal, settings: Settings) -> dict[str, Any
     }
 
 
-def progress_snapshot(session: Session, deal: Deal) -> DealProgress:
-    """The deal's progress now, as the ack shows it."""
-    p = ops.progress(session, deal)
+def progress_snapshot(deal: Deal, p: ops.Progress) -> DealProgress:
+    """The deal's progress, as the ack shows it."""
     return DealProgress(deal.id or 0, deal.title, p.counted, p.threshold, p.unit, p.stock_left)
 
 

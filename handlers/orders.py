@@ -37,15 +37,13 @@ def catalog_of(turn: Turn, deals: list[Deal]) -> list[CatalogItem]:
     """Orderable items of the given deals."""
     out: list[CatalogItem] = []
     for deal in deals:
-        items = ops.deal_items(turn.session, deal.id or 0)
+        items = turn.items.get(turn.session, deal.id or 0)
         out += [CatalogItem(deal.id or 0, it.no, it.name, it.unit, len(items)) for it in items]
     return out
 
 
 def _item(turn: Turn, cat: CatalogItem) -> Item:
-    item = turn.session.exec(select(Item).where(Item.deal_id == cat.deal_id,
-                                                Item.no == cat.item_no)).one()
-    return item
+    return next(it for it in turn.items.get(turn.session, cat.deal_id) if it.no == cat.item_no)
 
 
 # --- jielong ----------------------------------------------------------------------------------
@@ -58,7 +56,7 @@ def _jielong(turn: Turn) -> Jielong | None:
 def jielong(turn: Turn, jl: Jielong) -> Outcome:
     """Count only the lines of a 接龙 list that are new, or changed by their own author."""
     assert turn.room is not None
-    deals = ops.open_deals(turn.session, turn.room)
+    deals = turn.open_deals()
     catalog = catalog_of(turn, deals)
     if len(deals) > 1:
         hits = {c.deal_id for _, _, c in find_items(jl.header, catalog)}
@@ -67,8 +65,7 @@ def jielong(turn: Turn, jl: Jielong) -> Outcome:
         return Outcome()
     if len(deals) > 1:
         return Outcome(acks=[turn.ack("question", {"question": "这个接龙是哪个团的？请在第一行写上商品名"})])
-    deal = ops.lock_deal(turn.session, deals[0].id or 0)
-    assert deal is not None
+    deal = deals[0]
     cat = [c for c in catalog if c.deal_id == deal.id]
     stored = {line.no: line for line in turn.session.exec(
         select(JielongLine).where(JielongLine.deal_id == deal.id)).all()}
@@ -143,22 +140,19 @@ class _Scope:
 
 
 def _member_message(turn: Turn) -> bool | None:
-    return True if turn.room is not None and turn.text else None
+    return True if turn.room is not None and turn.plain else None
 
 
 @router.route(_member_message)
 def member_message(turn: Turn, _: bool) -> Outcome:
     """Orders, changes and cancels in plain words, quote-replies, and answers to questions."""
     assert turn.room is not None
-    deals = ops.open_deals(turn.session, turn.room)
-    catalog = catalog_of(turn, deals)
-    pending = turn.session.exec(select(PendingQuestion).where(
-        PendingQuestion.room_id == turn.room.id, PendingQuestion.member_id == turn.member.id)).first()
+    catalog = catalog_of(turn, turn.open_deals())
+    pending = ops.take_pending_question(turn.session, turn.room.id or 0, turn.member.id or 0)
     if pending is not None:
-        turn.session.delete(pending)
-        age = turn.now - pending.asked_at.astimezone(turn.now.tzinfo)
-        if age <= timedelta(minutes=turn.settings.clarify_timeout_minutes):
-            answered = _answer(turn, json.loads(pending.payload), catalog)
+        asked_at, payload = pending
+        if turn.now - asked_at <= timedelta(minutes=turn.settings.clarify_timeout_minutes):
+            answered = _answer(turn, json.loads(payload), catalog)
             if answered is not None:
                 return answered
     scope = _Scope(catalog)
@@ -168,7 +162,7 @@ def member_message(turn: Turn, _: bool) -> Outcome:
             scope = _Scope(narrowed, quoted=True)
     if not catalog:
         return _closed_refusal(turn)
-    return _apply_text(turn, turn.text, scope)
+    return _apply_text(turn, turn.plain, scope)
 
 
 def _closed_refusal(turn: Turn) -> Outcome:
@@ -178,7 +172,7 @@ def _closed_refusal(turn: Turn) -> Outcome:
               if d.closed_at is not None and turn.now - d.closed_at <= timedelta(days=3)]
     if not recent:
         return Outcome()
-    intent = parse_member_message(turn.text, catalog_of(turn, recent[:1]))
+    intent = parse_member_message(turn.plain, catalog_of(turn, recent[:1]))
     if not isinstance(intent, OrderIntent) or (intent.kind == "cancel" and recent[0].status == "cancelled"):
         return Outcome()
     deal = recent[0]
@@ -225,11 +219,11 @@ def _answer(turn: Turn, payload: dict[str, Any], catalog: list[CatalogItem]) -> 
     candidates = [c for c in catalog if c.deal_id in payload["deal_ids"]]
     if not candidates:
         return None
-    own = parse_member_message(turn.text, candidates)
+    own = parse_member_message(turn.plain, candidates)
     if isinstance(own, OrderIntent) and any(ln.qty is not None for ln in own.lines):
         return None  # a complete order of its own; handle it as such
     chosen: list[CatalogItem] = []
-    text = turn.text.strip()
+    text = turn.plain
     m = _ANSWER_NO.match(text)
     if m and m.group("deal"):
         chosen = [c for c in candidates if c.deal_id == int(m.group("deal"))]
@@ -278,7 +272,7 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
     if intent.deal_no is not None:
         catalog = [c for c in catalog if c.deal_id == intent.deal_no]
         if not catalog:
-            deal = turn.session.get(Deal, intent.deal_no)
+            deal = turn.deal(intent.deal_no)
             if deal is not None and turn.room is not None and deal.room_id == turn.room.id:
                 return Outcome(acks=[turn.ack("refused", {
                     "reason": "closed", "deal_id": deal.id, "title": deal.title,
@@ -297,12 +291,12 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
                                                       "title": ""})])
     unresolved = [ln for ln in intent.lines if ln.item is None]
     if unresolved and len(deal_ids) > 1 and not named:
-        titles = "、".join(f"#{d} {turn.session.get(Deal, d).title}" for d in deal_ids)  # type: ignore[union-attr]
+        titles = "、".join(f"#{d} {deal.title}" for d in deal_ids if (deal := turn.deal(d)))
         return _ask(turn, text, deal_ids, f"现在有{len(deal_ids)}个团，要哪个？回复商品名或团号：{titles}")
     results: list[ops.OrderChange | ops.OrderRefusal] = []
     touched: list[Deal] = []
     for deal_id in deal_ids:
-        deal = ops.lock_deal(turn.session, deal_id)
+        deal = turn.deal(deal_id)
         assert deal is not None
         touched.append(deal)
         items = [c for c in catalog if c.deal_id == deal_id]
@@ -365,9 +359,10 @@ def _collect(turn: Turn, outcome: Outcome, deal: Deal,
     """Turn domain results into acks, with the deal's progress and any milestone."""
     if not results:
         return
-    multi = len(ops.deal_items(turn.session, deal.id or 0)) > 1
+    multi = len(turn.items.get(turn.session, deal.id or 0)) > 1
     changed = any(isinstance(r, ops.OrderChange) for r in results)
-    snapshot = progress_snapshot(turn.session, deal) if changed else None
+    prog = ops.progress(turn.session, deal) if changed else None
+    snapshot = progress_snapshot(deal, prog) if prog is not None else None
     for r in results:
         if isinstance(r, ops.OrderRefusal):
             unit = (r.item.unit if r.item else None) or "份"
@@ -383,7 +378,7 @@ def _collect(turn: Turn, outcome: Outcome, deal: Deal,
             "after": r.after, "unit": r.item.unit or "份", "placed_for": r.placed_for}, snapshot))
     if snapshot is None:
         return
-    found = ops.check_milestones(turn.session, deal)
+    found = ops.check_milestones(turn.session, deal, prog)
     for kind, hit in (("half", found.half), ("succeeded", found.succeeded),
                       ("sold_out", found.sold_out)):
         if hit:

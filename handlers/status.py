@@ -15,7 +15,7 @@ RECENT = timedelta(days=7)
 
 
 def _query(turn: Turn) -> StatusQuery | None:
-    return classify_status(turn.text)
+    return classify_status(turn.plain)
 
 
 def _rooms(turn: Turn) -> list[Room]:

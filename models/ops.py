@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, insert, or_, update
+from sqlalchemy import select as core_select
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from models.tables import (
@@ -20,9 +22,12 @@ from models.tables import (
     Member,
     Order,
     OrderLine,
+    PendingQuestion,
+    ProcessedMessage,
     Room,
     RoomMember,
 )
+from models.types import AwareDateTime, Quantity
 
 ZERO = Decimal(0)
 Mode = Literal["add", "set", "sub"]
@@ -30,36 +35,64 @@ Mode = Literal["add", "set", "sub"]
 
 # --- rooms, members, roles ------------------------------------------------------------------
 
+def _upsert(session: Session) -> Any:
+    """The dialect's INSERT with ON CONFLICT (SQLite 3.35+ and PostgreSQL both have it)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 def upsert_room(session: Session, platform_id: str, name: str) -> Room:
-    """Return the room with this platform id, creating it or refreshing its name."""
-    room = session.exec(select(Room).where(Room.platform_id == platform_id)).first()
-    if room is None:
-        room = Room(platform_id=platform_id, name=name)
-        session.add(room)
-        session.flush()
-    elif name and room.name != name:
-        room.name = name
-    return room
+    """The room with this platform id, created or renamed as needed, in one statement."""
+    table = Room.__table__  # type: ignore[attr-defined]
+    stmt = _upsert(session)(table).values(platform_id=platform_id, name=name)
+    stmt = stmt.on_conflict_do_update(index_elements=["platform_id"],
+                                      set_={"name": stmt.excluded.name}).returning(table.c.id)
+    room_id = session.connection().execute(stmt).scalar_one()
+    return Room(id=room_id, platform_id=platform_id, name=name)
 
 
 def upsert_member(session: Session, platform_id: str, name: str) -> Member:
-    """Return the member with this platform id, creating it or refreshing the display name."""
-    member = session.exec(select(Member).where(Member.platform_id == platform_id)).first()
-    if member is None:
-        member = Member(platform_id=platform_id, name=name)
-        session.add(member)
-        session.flush()
-    elif name and member.name != name:
-        member.name = name
-    return member
+    """The member with this platform id, created or renamed as needed, in one statement."""
+    table = Member.__table__  # type: ignore[attr-defined]
+    stmt = _upsert(session)(table).values(platform_id=platform_id, name=name)
+    stmt = stmt.on_conflict_do_update(index_elements=["platform_id"],
+                                      set_={"name": stmt.excluded.name}).returning(table.c.id)
+    member_id = session.connection().execute(stmt).scalar_one()
+    return Member(id=member_id, platform_id=platform_id, name=name)
 
 
 def note_presence(session: Session, room: Room, member: Member) -> None:
     """Remember that the member is in the room."""
-    exists = session.exec(select(RoomMember.id).where(
-        RoomMember.room_id == room.id, RoomMember.member_id == member.id)).first()
-    if exists is None:
-        session.add(RoomMember(room_id=room.id or 0, member_id=member.id or 0))
+    table = RoomMember.__table__  # type: ignore[attr-defined]
+    session.connection().execute(_upsert(session)(table).values(
+        room_id=room.id, member_id=member.id).on_conflict_do_nothing(
+        index_elements=["room_id", "member_id"]))
+
+
+def record_message(session: Session, record: ProcessedMessage) -> None:
+    """Insert the processed-message row (raises IntegrityError for a known message id)."""
+    table = ProcessedMessage.__table__  # type: ignore[attr-defined]
+    session.connection().execute(insert(table).values(
+        id=record.id, room_id=record.room_id, member_id=record.member_id,
+        sender_name=record.sender_name, body=record.body, received_at=record.received_at,
+        deal_id=record.deal_id, item_no=record.item_no))
+
+
+_PENDING = PendingQuestion.__table__  # type: ignore[attr-defined]
+_PENDING_GET = core_select(_PENDING.c.id, _PENDING.c.asked_at, _PENDING.c.payload).where(
+    _PENDING.c.room_id == bindparam("room_id"), _PENDING.c.member_id == bindparam("member_id"))
+
+
+def take_pending_question(session: Session, room_id: int, member_id: int
+                          ) -> tuple[datetime, str] | None:
+    """Remove and return the member's open question in the room: (asked at, payload)."""
+    conn = session.connection()
+    row = conn.execute(_PENDING_GET, {"room_id": room_id, "member_id": member_id}).first()
+    if row is None:
+        return None
+    conn.execute(_PENDING.delete().where(_PENDING.c.id == row.id))
+    return row.asked_at, row.payload
 
 
 def member_rooms(session: Session, member: Member) -> list[Room]:
@@ -98,10 +131,13 @@ def set_leader(session: Session, room: Room, member: Member, leader: bool) -> bo
 
 # --- deals ----------------------------------------------------------------------------------
 
+_OPEN_DEALS = (select(Deal).where(col(Deal.room_id) == bindparam("room_id"), col(Deal.status) == "open")
+               .order_by(col(Deal.id)))
+
+
 def open_deals(session: Session, room: Room) -> list[Deal]:
     """The room's open deals, oldest first."""
-    return list(session.exec(select(Deal).where(Deal.room_id == room.id, Deal.status == "open")
-                             .order_by(col(Deal.id))).all())
+    return list(session.exec(_OPEN_DEALS, params={"room_id": room.id}).all())  # type: ignore[call-overload]
 
 
 def recent_deals(session: Session, room: Room, limit: int = 5) -> list[Deal]:
@@ -129,16 +165,10 @@ class ItemTotal:
 
 
 def item_totals(session: Session, deal_id: int) -> list[ItemTotal]:
-    """Active units per item of the deal, items in order (zero for an item nobody ordered)."""
-    rows = session.exec(
-        select(col(OrderLine.item_id), col(OrderLine.qty))
-        .join(Order, col(Order.id) == col(OrderLine.order_id))
-        .where(Order.deal_id == deal_id, Order.status == "active")
-    ).all()
-    sums: dict[int, Decimal] = {}
-    for item_id, qty in rows:
-        sums[item_id] = sums.get(item_id, ZERO) + qty
-    return [ItemTotal(it, sums.get(it.id or 0, ZERO)) for it in deal_items(session, deal_id)]
+    """Active units per item of the deal, items in order (read fresh from the counters)."""
+    return [ItemTotal(it, it.ordered) for it in session.exec(
+        select(Item).where(Item.deal_id == deal_id).order_by(col(Item.no))
+        .execution_options(populate_existing=True)).all()]
 
 
 @dataclass(frozen=True)
@@ -196,21 +226,30 @@ class Progress:
         return self.threshold is None or self.counted >= self.threshold
 
 
+_ITEM_T = Item.__table__  # type: ignore[attr-defined]
+_DEAL_T = Deal.__table__  # type: ignore[attr-defined]
+_ORDER_T = Order.__table__  # type: ignore[attr-defined]
+_LINE_T = OrderLine.__table__  # type: ignore[attr-defined]
+_COUNTS = (core_select(_ITEM_T.c.ordered, _ITEM_T.c.unit).where(_ITEM_T.c.deal_id == bindparam("deal_id"))
+           .order_by(_ITEM_T.c.no))
+
+
 def progress(session: Session, deal: Deal) -> Progress:
     """The deal's count towards its threshold (units, people or orders) and stock left."""
     assert deal.id is not None
-    totals = item_totals(session, deal.id)
-    unit = deal.threshold_unit or (totals[0].item.unit if totals else None) or "份"
-    if unit == "人":
-        counted = Decimal(len({b.member.id for b in buyers(session, deal.id)}))
-    elif unit == "单":
-        counted = Decimal(len(buyers(session, deal.id)))
+    conn = session.connection()
+    totals = conn.execute(_COUNTS, {"deal_id": deal.id}).all()
+    unit = deal.threshold_unit or (totals[0].unit if totals else None) or "份"
+    if unit in ("人", "单"):
+        what = func.count(func.distinct(Order.member_id)) if unit == "人" else func.count(col(Order.id))
+        counted = Decimal(session.exec(select(what).where(
+            Order.deal_id == deal.id, Order.status == "active")).one())
     else:
-        same = [t.qty for t in totals if t.item.unit in (unit, None)]
-        counted = sum(same or [t.qty for t in totals], ZERO)
+        same = [t.ordered for t in totals if t.unit in (unit, None)]
+        counted = sum(same or [t.ordered for t in totals], ZERO)
     stock_left = None
     if deal.stock is not None:
-        stock_left = max(deal.stock - sum((t.qty for t in totals), ZERO), ZERO)
+        stock_left = max(deal.stock - sum((t.ordered for t in totals), ZERO), ZERO)
     return Progress(counted, deal.threshold, unit, stock_left)
 
 
@@ -224,9 +263,8 @@ def close_deal(session: Session, deal: Deal, now: datetime) -> str | None:
         The new status, or None if the deal was no longer open.
     """
     new_status = "succeeded" if progress(session, deal).reached else "failed"
-    result = session.execute(update(Deal).where(col(Deal.id) == deal.id, col(Deal.status) == "open")
-                             .values(status=new_status, closed_at=now))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if _execute(session, update(Deal).where(col(Deal.id) == deal.id, col(Deal.status) == "open")
+                .values(status=new_status, closed_at=now)) != 1:
         return None
     session.refresh(deal)
     return new_status
@@ -234,9 +272,8 @@ def close_deal(session: Session, deal: Deal, now: datetime) -> str | None:
 
 def cancel_deal(session: Session, deal: Deal, now: datetime, reason: str | None) -> bool:
     """Cancel an open deal once; its orders are void with it."""
-    result = session.execute(update(Deal).where(col(Deal.id) == deal.id, col(Deal.status) == "open")
-                             .values(status="cancelled", closed_at=now, cancel_reason=reason))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if _execute(session, update(Deal).where(col(Deal.id) == deal.id, col(Deal.status) == "open")
+                .values(status="cancelled", closed_at=now, cancel_reason=reason)) != 1:
         return False
     session.refresh(deal)
     return True
@@ -279,13 +316,6 @@ class Milestones:
     names: list[str] = field(default_factory=list)
 
 
-def _find_order(session: Session, deal: Deal, member: Member, placed_for: str | None) -> Order | None:
-    return session.exec(select(Order).where(
-        Order.deal_id == deal.id, Order.member_id == member.id,
-        Order.placed_for == placed_for if placed_for else col(Order.placed_for).is_(None),
-    )).first()
-
-
 def member_orders(session: Session, deal_id: int, member: Member) -> list[Order]:
     """All of a member's orders on a deal (their own and those placed for others)."""
     return list(session.exec(select(Order).where(Order.deal_id == deal_id,
@@ -300,17 +330,98 @@ def line_qty(session: Session, order: Order, item: Item) -> Decimal:
     return qty if qty is not None and order.status == "active" else ZERO
 
 
+@dataclass
+class _OrderState:
+    order_id: int | None = None
+    status: str | None = None
+    note: str | None = None
+    lines: dict[int, tuple[int, Decimal]] = field(default_factory=dict)  # item id -> (line id, qty)
+
+
+# The order path runs on prebuilt Core statements: SQLAlchemy compiles each once, and a burst
+# of orders pays for SQL, not for building expressions and ORM bookkeeping.
+_ORDER_STATE = (
+    core_select(_ORDER_T.c.id, _ORDER_T.c.status, _ORDER_T.c.note, _LINE_T.c.id.label("line_id"),
+           _LINE_T.c.item_id, _LINE_T.c.qty)
+    .select_from(_ORDER_T.outerjoin(_LINE_T, _LINE_T.c.order_id == _ORDER_T.c.id))
+    .where(_ORDER_T.c.deal_id == bindparam("deal_id"), _ORDER_T.c.member_id == bindparam("member_id"),
+           func.coalesce(_ORDER_T.c.placed_for, "") == bindparam("placed_for"))
+)
+_DELTA = bindparam("delta", type_=Quantity())
+
+
+def _counter_update(table: Any, *, guard_open: bool, guard_stock: bool) -> Any:
+    cond = [table.c.id == bindparam("row_id")]
+    if guard_open:
+        cond.append(table.c.status == "open")
+    if guard_stock:
+        cond.append(or_(table.c.stock.is_(None), table.c.ordered + _DELTA <= table.c.stock))
+    return update(table).where(*cond).values(ordered=table.c.ordered + _DELTA)
+
+
+_DEAL_ADD = _counter_update(_DEAL_T, guard_open=True, guard_stock=True)
+_DEAL_SUB = _counter_update(_DEAL_T, guard_open=True, guard_stock=False)
+_DEAL_UNDO = _counter_update(_DEAL_T, guard_open=False, guard_stock=False)
+_ITEM_ADD = _counter_update(_ITEM_T, guard_open=False, guard_stock=True)
+_ITEM_SUB = _counter_update(_ITEM_T, guard_open=False, guard_stock=False)
+_LINE_SET = update(_LINE_T).where(_LINE_T.c.id == bindparam("line_id")).values(
+    qty=bindparam("new_qty", type_=Quantity()))
+_ORDER_SET = update(_ORDER_T).where(_ORDER_T.c.id == bindparam("order_id")).values(
+    status=bindparam("new_status"), note=bindparam("new_note"),
+    updated_at=bindparam("now", type_=AwareDateTime()))
+
+
+def _order_state(session: Session, deal: Deal, member: Member, placed_for: str | None) -> _OrderState:
+    rows = session.connection().execute(_ORDER_STATE, {
+        "deal_id": deal.id, "member_id": member.id, "placed_for": placed_for or ""}).all()
+    if not rows:
+        return _OrderState()
+    state = _OrderState(rows[0].id, rows[0].status, rows[0].note)
+    for row in rows:
+        if row.line_id is not None:
+            state.lines[row.item_id] = (row.line_id, row.qty)
+    return state
+
+
+def _reserve(session: Session, deal: Deal, item: Item, delta: Decimal) -> str | None:
+    """Move the deal's and the item's counters by ``delta`` if the deal is open and the stock
+    allows; returns None on success, else "closed" or "stock".
+
+    Conditional UPDATEs, not read-then-write: on PostgreSQL the row lock they take makes a
+    concurrent order (or the close) wait and re-check, so stock can never be oversold and an
+    order can never land on a deal that closed meanwhile.
+    """
+    conn = session.connection()
+    grow = delta > 0
+    if conn.execute(_DEAL_ADD if grow else _DEAL_SUB, {"row_id": deal.id, "delta": delta}).rowcount != 1:
+        status = conn.execute(core_select(_DEAL_T.c.status).where(_DEAL_T.c.id == deal.id)).scalar_one()
+        return "closed" if status != "open" else "stock"
+    if conn.execute(_ITEM_ADD if grow else _ITEM_SUB, {"row_id": item.id, "delta": delta}).rowcount != 1:
+        conn.execute(_DEAL_UNDO, {"row_id": deal.id, "delta": -delta})
+        return "stock"
+    return None
+
+
+def _stock_left(session: Session, deal: Deal, item: Item) -> Decimal:
+    conn = session.connection()
+    lefts = []
+    for table, row_id in ((_DEAL_T, deal.id), (_ITEM_T, item.id)):
+        stock, ordered = conn.execute(core_select(table.c.stock, table.c.ordered)
+                                      .where(table.c.id == row_id)).one()
+        if stock is not None:
+            lefts.append(stock - ordered)
+    return max(min(lefts), ZERO) if lefts else ZERO
+
+
 def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: Decimal,
                  mode: Mode, now: datetime, *, note: str | None = None,
                  placed_for: str | None = None, max_qty: Decimal = Decimal(999)
                  ) -> OrderChange | OrderRefusal:
     """Add, set or subtract units of one item for a member, within limits and stock.
 
-    The caller must have locked the deal (``lock_deal``) in this transaction.
-
     Args:
         session: The open transaction.
-        deal: The deal, locked.
+        deal: The deal (its status is re-checked by the counter update).
         item: The item of that deal.
         member: Who speaks; the order is theirs even when placed for someone else.
         qty: Units to add, the new total (set) or units to remove (sub).
@@ -327,86 +438,99 @@ def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: 
         return OrderRefusal("closed", deal, item, member)
     if (qty <= 0 and mode != "set") or qty < 0 or qty > max_qty:
         return OrderRefusal("qty", deal, item, member, requested=qty, allowed=max_qty)
-    order = _find_order(session, deal, member, placed_for)
-    before = line_qty(session, order, item) if order else ZERO
+    state = _order_state(session, deal, member, placed_for)
+    line_id, line_qty_now = state.lines.get(item.id or 0, (None, ZERO))
+    before = line_qty_now if state.status == "active" else ZERO
     after = {"add": before + qty, "set": qty, "sub": max(before - qty, ZERO)}[mode]
     if mode == "sub" and before == 0:
         return OrderRefusal("nothing", deal, item, member)
     if after > max_qty:
         return OrderRefusal("qty", deal, item, member, requested=after, allowed=max_qty)
-    increase = after - before
-    if increase > 0:
-        if deal.limit_per_member is not None and after > deal.limit_per_member:
-            return OrderRefusal("limit", deal, item, member, requested=qty, already=before,
-                                allowed=deal.limit_per_member)
-        totals = {t.item.id: t.qty for t in item_totals(session, deal.id or 0)}
-        if item.stock is not None and totals.get(item.id, ZERO) + increase > item.stock:
-            left = max(item.stock - totals.get(item.id, ZERO), ZERO)
-            return OrderRefusal("stock", deal, item, member, requested=qty, allowed=left)
-        if deal.stock is not None and sum(totals.values(), ZERO) + increase > deal.stock:
-            left = max(deal.stock - sum(totals.values(), ZERO), ZERO)
-            return OrderRefusal("stock", deal, item, member, requested=qty, allowed=left)
-    if order is None:
-        order = Order(deal_id=deal.id or 0, member_id=member.id or 0, placed_for=placed_for,
-                      note=note, created_at=now, updated_at=now)
-        session.add(order)
-        session.flush()
-    elif order.status != "active":
-        # A cancelled order that comes back starts from nothing.
-        for old in session.exec(select(OrderLine).where(OrderLine.order_id == order.id)).all():
-            old.qty = ZERO
-        order.status = "active"
-    if note and note not in (order.note or ""):
-        order.note = f"{order.note} {note}" if order.note else note
-    line = session.exec(select(OrderLine).where(
-        OrderLine.order_id == order.id, OrderLine.item_id == item.id)).first()
-    if line is None:
-        session.add(OrderLine(order_id=order.id or 0, item_id=item.id or 0, qty=after))
+    if after > before and deal.limit_per_member is not None and after > deal.limit_per_member:
+        return OrderRefusal("limit", deal, item, member, requested=qty, already=before,
+                            allowed=deal.limit_per_member)
+    if after != before:
+        problem = _reserve(session, deal, item, after - before)
+        if problem == "closed":
+            return OrderRefusal("closed", deal, item, member)
+        if problem == "stock":
+            return OrderRefusal("stock", deal, item, member, requested=qty,
+                                allowed=_stock_left(session, deal, item))
+    conn = session.connection()
+    new_note = state.note
+    if note and note not in (state.note or ""):
+        new_note = f"{state.note} {note}" if state.note else note
+    # A cancelled order's lines are all at 0, so "active" is simply "some line above 0".
+    quantities = {i: q for i, (_, q) in state.lines.items()} | {item.id or 0: after}
+    status = "active" if any(q > 0 for q in quantities.values()) else "cancelled"
+    if state.order_id is None:
+        state.order_id = conn.execute(insert(_ORDER_T).values(
+            deal_id=deal.id, member_id=member.id, placed_for=placed_for, note=new_note,
+            status=status, paid=False, picked_up=False, created_at=now, updated_at=now)
+        ).inserted_primary_key[0]  # type: ignore[index]
     else:
-        line.qty = after
-    order.updated_at = now
-    session.flush()
-    _refresh_order_status(session, order)
+        conn.execute(_ORDER_SET, {"order_id": state.order_id, "new_status": status,
+                                  "new_note": new_note, "now": now})
+    if line_id is None:
+        conn.execute(insert(_LINE_T).values(order_id=state.order_id, item_id=item.id, qty=after))
+    else:
+        conn.execute(_LINE_SET, {"line_id": line_id, "new_qty": after})
     return OrderChange(deal, item, member, before, after, placed_for)
-
-
-def _refresh_order_status(session: Session, order: Order) -> None:
-    total = session.exec(select(func.count()).select_from(OrderLine).where(
-        OrderLine.order_id == order.id, OrderLine.qty > 0)).one()
-    order.status = "active" if total else "cancelled"
 
 
 def cancel_member_orders(session: Session, deal: Deal, member: Member, now: datetime,
                          items: Sequence[Item] = ()) -> list[OrderChange]:
     """Cancel the member's lines on a deal (all of them, or only the given items)."""
+    if deal.status != "open":
+        return []
     changes: list[OrderChange] = []
     wanted = {it.id for it in items}
     all_items = {it.id: it for it in deal_items(session, deal.id or 0)}
     for order in member_orders(session, deal.id or 0, member):
         if order.status != "active":
             continue
-        for line in session.exec(select(OrderLine).where(OrderLine.order_id == order.id)).all():
+        lines = session.exec(select(OrderLine).where(OrderLine.order_id == order.id)).all()
+        for line in lines:
             if line.qty > 0 and (not wanted or line.item_id in wanted):
-                changes.append(OrderChange(deal, all_items[line.item_id], member, line.qty, ZERO,
-                                           order.placed_for))
+                item = all_items[line.item_id]
+                if _reserve(session, deal, item, -line.qty) is not None:
+                    return changes  # the deal closed meanwhile: nothing more to cancel
+                changes.append(OrderChange(deal, item, member, line.qty, ZERO, order.placed_for))
                 line.qty = ZERO
         order.updated_at = now
-        session.flush()
-        _refresh_order_status(session, order)
+        order.status = "active" if any(ln.qty > 0 for ln in lines) else "cancelled"
     return changes
 
 
-def check_milestones(session: Session, deal: Deal) -> Milestones:
+def _execute(session: Session, statement: Any) -> int:
+    """Run an UPDATE without syncing the session (callers re-read what they need)."""
+    result = session.execute(statement, execution_options={"synchronize_session": False})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _claim(session: Session, deal: Deal, flag: str) -> bool:
+    """Set a once-only flag of the deal; True only for the one transaction that set it."""
+    column = getattr(Deal, flag)
+    done = _execute(session, update(Deal).where(col(Deal.id) == deal.id, column.is_(False))
+                    .values({flag: True})) == 1
+    if done:
+        set_committed_value(deal, flag, True)
+    return done
+
+
+def check_milestones(session: Session, deal: Deal, prog: Progress | None = None) -> Milestones:
     """Mark and return the milestones the deal has just reached (half way, 成团, sold out)."""
     found = Milestones()
-    prog = progress(session, deal)
+    prog = prog or progress(session, deal)
     if deal.threshold is not None and deal.threshold > 0:
         if not deal.success_announced and prog.counted >= deal.threshold:
-            deal.success_announced = deal.half_announced = found.succeeded = True
+            found.succeeded = _claim(session, deal, "success_announced")
+            if found.succeeded:
+                _claim(session, deal, "half_announced")
         elif not deal.half_announced and deal.threshold >= 4 and prog.counted * 2 >= deal.threshold:
-            deal.half_announced = found.half = True
+            found.half = _claim(session, deal, "half_announced")
     if deal.stock is not None and not deal.soldout_announced and prog.stock_left == 0:
-        deal.soldout_announced = found.sold_out = True
+        found.sold_out = _claim(session, deal, "soldout_announced")
     return found
 
 

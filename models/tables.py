@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.types import AwareDateTime, DecimalText
+from models.types import AwareDateTime, DecimalText, Quantity
 
 
 class Room(SQLModel, table=True):
@@ -53,10 +53,13 @@ class Deal(SQLModel, table=True):
     leader_id: int = Field(foreign_key="member.id")
     title: str = Field(max_length=200)
     status: str = Field(default="open", max_length=16, index=True)
-    threshold: Decimal | None = Field(default=None, sa_type=DecimalText)
+    threshold: Decimal | None = Field(default=None, sa_type=Quantity)
     threshold_unit: str | None = Field(default=None, max_length=16)
-    stock: Decimal | None = Field(default=None, sa_type=DecimalText)
-    limit_per_member: Decimal | None = Field(default=None, sa_type=DecimalText)
+    stock: Decimal | None = Field(default=None, sa_type=Quantity)
+    # Units ordered on active orders, all items: kept by every order change in the same
+    # UPDATE that checks the stock and that the deal is still open.
+    ordered: Decimal = Field(default=Decimal(0), sa_type=Quantity)
+    limit_per_member: Decimal | None = Field(default=None, sa_type=Quantity)
     deadline: datetime | None = Field(default=None, sa_type=AwareDateTime)
     reminded: bool = False
     delivery_text: str | None = Field(default=None, max_length=200)
@@ -82,7 +85,9 @@ class Item(SQLModel, table=True):
     name: str = Field(max_length=200)
     price: Decimal | None = Field(default=None, sa_type=DecimalText)
     unit: str | None = Field(default=None, max_length=16)
-    stock: Decimal | None = Field(default=None, sa_type=DecimalText)
+    stock: Decimal | None = Field(default=None, sa_type=Quantity)
+    # Units of this item on active orders (see Deal.ordered).
+    ordered: Decimal = Field(default=Decimal(0), sa_type=Quantity)
 
 
 class Order(SQLModel, table=True):
@@ -108,7 +113,7 @@ class OrderLine(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="order.id", index=True)
     item_id: int = Field(foreign_key="item.id", index=True)
-    qty: Decimal = Field(sa_type=DecimalText)
+    qty: Decimal = Field(sa_type=Quantity)
 
 
 class ProcessedMessage(SQLModel, table=True):
@@ -138,7 +143,7 @@ class JielongLine(SQLModel, table=True):
     text: str = Field(max_length=500)
     author_id: int = Field(foreign_key="member.id")
     item_id: int | None = Field(default=None, foreign_key="item.id")
-    qty: Decimal = Field(default=Decimal(0), sa_type=DecimalText)
+    qty: Decimal = Field(default=Decimal(0), sa_type=Quantity)
 
 
 class PendingQuestion(SQLModel, table=True):

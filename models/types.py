@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import BigInteger, DateTime, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -42,3 +42,32 @@ class DecimalText(TypeDecorator[Decimal]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
         return None if value is None else Decimal(value)
+
+
+_MILLI = Decimal(1000)
+
+
+class Quantity(TypeDecorator[Decimal]):
+    """Quantities as integer thousandths (2.5斤 is 2500): exact on every database, and
+    ``ordered + :delta`` stays plain integer arithmetic inside a conditional UPDATE."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        milli = Decimal(value) * _MILLI
+        if milli != milli.to_integral_value():
+            raise ValueError(f"quantity {value} has more than three decimals")
+        return int(milli)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        whole, milli = divmod(int(value), 1000)
+        return Decimal(whole) if milli == 0 else Decimal(value).scaleb(-3).normalize()
+
+    @property
+    def python_type(self) -> type:
+        return Decimal

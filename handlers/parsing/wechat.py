@@ -41,6 +41,11 @@ def split_quote(raw: str) -> tuple[Quote | None, str]:
     return None, raw
 
 
+def strip_mentions(text: str) -> str:
+    """The text without its @mentions ("@团长 我要3袋" → "我要3袋")."""
+    return _MENTION.sub(" ", text).strip()
+
+
 def mentions(text: str) -> list[str]:
     """Names @-mentioned in a message, in order ("@张姐\u2005" or "@张姐 ")."""
     return _MENTION.findall(text)
