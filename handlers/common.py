@@ -20,6 +20,7 @@ from models.tables import Deal, Item, Member, ProcessedMessage, Room
 
 T = TypeVar("T")
 
+MAX_DEAL_ID = 2**62  # "#99999999999999999999" names no deal (and no database integer)
 STATUS_TEXT = {"open": "进行中", "succeeded": "已成团", "failed": "未成团",
                "cancelled": "已取消"}
 CLOSED_TEXT = {"succeeded": "已截团", "failed": "已截团（未成团）", "cancelled": "已取消"}
@@ -62,9 +63,19 @@ class DealCache:
     def clear(self) -> None:
         self._deals.clear()
 
+    _CLOSED_IDS = (select(col(Deal.id)).where(col(Deal.room_id) == bindparam("room_id"),
+                                              col(Deal.status) != "open",
+                                              col(Deal.closed_at) >= bindparam("since"))
+                   .order_by(col(Deal.id).desc()).limit(3))
+
+    def recently_closed(self, session: Session, room_id: int, since: datetime) -> list[int]:
+        """Ids of the room's deals closed since ``since``, newest first."""
+        return [int(i) for i in session.connection().execute(
+            self._CLOSED_IDS, {"room_id": room_id, "since": since}).scalars().all() if i is not None]
+
     def open_deals(self, session: Session, room_id: int) -> list[Deal]:
-        ids: list[int] = list(session.connection().execute(
-            self._OPEN_IDS, {"room_id": room_id}).scalars().all())
+        ids = [int(i) for i in session.connection().execute(
+            self._OPEN_IDS, {"room_id": room_id}).scalars().all() if i is not None]
         out = []
         for deal_id in ids:
             deal = self._deals.get(deal_id)
@@ -105,6 +116,8 @@ class Turn:
 
     def deal(self, deal_id: int) -> Deal | None:
         """An open deal of this room by id, else any deal by id."""
+        if not 0 < deal_id <= MAX_DEAL_ID:
+            return None
         return next((d for d in self.open_deals() if d.id == deal_id), None) or \
             self.session.get(Deal, deal_id)
 

@@ -6,11 +6,21 @@ import re
 from decimal import Decimal
 
 from handlers.announce import batched_replies, close_announcement
-from handlers.common import CLOSED_TEXT, STATUS_TEXT, Outcome, Router, Turn, deal_view, lines_text
+from handlers.common import (
+    CLOSED_TEXT,
+    MAX_DEAL_ID,
+    STATUS_TEXT,
+    Outcome,
+    Router,
+    Turn,
+    deal_view,
+    lines_text,
+)
 from handlers.parsing.commands import LeaderCommand, parse_leader_command
 from handlers.parsing.deal import DealParseError, parse_deal_command
 from handlers.parsing.numbers import NUMERAL, RangeError, parse_numeral
 from handlers.parsing.order import CatalogItem, find_items
+from handlers.parsing.text import normalize
 from handlers.parsing.times import format_time, parse_time
 from models import ops
 from models.tables import Deal, Item
@@ -40,7 +50,7 @@ def _target_deal(turn: Turn, deal_no: int | None, *, open_only: bool,
     """The deal a command is about: #N, else the room's only open deal, else ask."""
     assert turn.room is not None
     if deal_no is not None:
-        deal = turn.session.get(Deal, deal_no)
+        deal = turn.session.get(Deal, deal_no) if 0 < deal_no <= MAX_DEAL_ID else None
         if deal is None or deal.room_id != turn.room.id:
             return _notice(turn, f"本群没有 #{deal_no} 这个团")
         if open_only and deal.status != "open":
@@ -77,7 +87,7 @@ def open_deal(turn: Turn, cmd: LeaderCommand) -> Outcome:
     """开团: parse, refuse a past deadline, create the deal and post its card."""
     assert turn.room is not None
     try:
-        spec = parse_deal_command(turn.text, turn.now)
+        spec = parse_deal_command(normalize(turn.raw, lower=False), turn.now)
     except DealParseError as exc:
         return Outcome(replies=[turn.reply("deal_error", {"problem": exc.problem})])
     if spec.deadline is not None and spec.deadline.at <= turn.now:

@@ -17,6 +17,8 @@ from handlers.parsing.order import (
     CatalogItem,
     OrderIntent,
     find_items,
+    is_agreement,
+    is_question,
     parse_member_message,
 )
 from handlers.parsing.text import normalize
@@ -67,61 +69,84 @@ def jielong(turn: Turn, jl: Jielong) -> Outcome:
         return Outcome(acks=[turn.ack("question", {"question": "这个接龙是哪个团的？请在第一行写上商品名"})])
     deal = deals[0]
     cat = [c for c in catalog if c.deal_id == deal.id]
-    stored = {line.no: line for line in turn.session.exec(
-        select(JielongLine).where(JielongLine.deal_id == deal.id)).all()}
-    known_texts = {line.text for line in stored.values()}
-    outcome = Outcome()
+    seen = turn.session.exec(select(JielongLine).where(JielongLine.deal_id == deal.id)).all()
+    by_no: dict[int, list[JielongLine]] = {}
+    for row in seen:
+        by_no.setdefault(row.no, []).append(row)
+    known_texts = {row.text for row in seen}
     own_name = normalize(turn.member.name)
-    for entry in jl.entries:
-        old = stored.get(entry.no)
-        if (old is not None and old.text == entry.text) or (old is None and entry.text in known_texts):
-            continue
-        if old is not None and old.author_id != turn.member.id:
+    outcome = Outcome()
+    # A number written twice in one list means its last version.
+    latest = {entry.no: entry for entry in jl.entries}
+    for entry in latest.values():
+        old = by_no.get(entry.no, [])
+        if entry.text in known_texts:
+            continue  # seen before (perhaps renumbered): counted once already
+        if old and old[0].author_id != turn.member.id:
             if not (own_name and entry.text.startswith(own_name)):
                 continue  # nobody's message changes another member's line
-            old = None  # two people took the same number at once: this line is the sender's own
-        text = entry.text
-        if own_name and text.startswith(own_name):
-            text = text[len(own_name):].strip()
-        intent = parse_member_message(text, cat) if text else None
-        lines = intent.lines if isinstance(intent, OrderIntent) and intent.kind == "order" else ()
-        note = intent.note if isinstance(intent, OrderIntent) and intent.kind == "order" else text
-        target = next((ln.item for ln in lines if ln.item is not None), None)
+            old = []  # two people took the same number at once: this line is the sender's own
+        wanted = _jielong_entry(turn, jl, entry.text, own_name, cat)
+        before = {row.item_id or 0: row.qty for row in old}
+        results: list[ops.OrderChange | ops.OrderRefusal] = []
+        for item_id in dict.fromkeys([*before, *wanted]):
+            delta = wanted.get(item_id, ZERO) - before.get(item_id, ZERO)
+            if delta == 0:
+                continue
+            item = next(it for it in turn.items.get(turn.session, deal.id or 0) if it.id == item_id)
+            results.append(ops.change_order(
+                turn.session, deal, item, turn.member, abs(delta), "add" if delta > 0 else "sub",
+                turn.now, note=None if old else _entry_note(entry.text, own_name, cat),
+                max_qty=Decimal(turn.settings.max_qty_per_line)))
+        if all(isinstance(r, ops.OrderChange) for r in results):
+            for row in old:
+                turn.session.delete(row)
+            by_no[entry.no] = [JielongLine(deal_id=deal.id or 0, no=entry.no, text=entry.text,
+                                           author_id=turn.member.id or 0, item_id=item_id, qty=qty)
+                               for item_id, qty in wanted.items()]
+            turn.session.add_all(by_no[entry.no])
+            turn.session.flush()  # a later line with the same number may replace these rows
+            known_texts.add(entry.text)
+        _collect(turn, outcome, deal, results)
+    turn.record.deal_id = deal.id
+    return outcome
+
+
+def _entry_text(text: str, own_name: str) -> str:
+    if own_name and text.startswith(own_name):
+        return text[len(own_name):].strip()
+    return text
+
+
+def _jielong_entry(turn: Turn, jl: Jielong, text: str, own_name: str,
+                   cat: list[CatalogItem]) -> dict[int, Decimal]:
+    """Item id -> units a 接龙 line asks for; a line with no number means 1."""
+    body = _entry_text(text, own_name)
+    intent = parse_member_message(body, cat) if body else None
+    lines = intent.lines if isinstance(intent, OrderIntent) and intent.kind == "order" else ()
+    items = turn.items.get(turn.session, cat[0].deal_id)
+    wanted: dict[int, Decimal] = {}
+    for ln in lines or (None,):
+        target = ln.item if ln is not None else None
+        if target is None and ln is not None and ln.item_no is not None:
+            target = next((c for c in cat if c.item_no == ln.item_no), None)
         if target is None:
             # A line that names no item orders the deal's only item, or the one in the header.
             in_header = [c for _, _, c in find_items(jl.header, cat)]
             target = cat[0] if len(cat) == 1 or not in_header else in_header[0]
-        qty = next((ln.qty for ln in lines if ln.qty is not None), None) or ONE  # no number: 1
-        item = _item(turn, target)
-        max_qty = Decimal(turn.settings.max_qty_per_line)
-        results: list[ops.OrderChange | ops.OrderRefusal] = []
-        if old is not None and old.item_id not in (None, item.id):
-            # The author moved their line to another item: take it off the old one first.
-            previous = turn.session.get(Item, old.item_id)
-            if previous is not None:
-                results.append(ops.change_order(turn.session, deal, previous, turn.member, old.qty,
-                                                "sub", turn.now, max_qty=max_qty))
-            old.qty = ZERO
-        if old is None:
-            result = ops.change_order(turn.session, deal, item, turn.member, qty, "add", turn.now,
-                                      note=note or None, max_qty=max_qty)
-        else:
-            own = _own_order(turn, deal)
-            current = ops.line_qty(turn.session, own, item) if own is not None else ZERO
-            result = ops.change_order(turn.session, deal, item, turn.member,
-                                      max(current - old.qty + qty, ZERO), "set", turn.now,
-                                      note=note or None, max_qty=max_qty)
-        if isinstance(result, ops.OrderChange):
-            if old is None:
-                old = JielongLine(deal_id=deal.id or 0, no=entry.no, text=entry.text,
-                                  author_id=turn.member.id or 0)
-                turn.session.add(old)
-                stored[entry.no] = old
-            old.text, old.qty, old.item_id = entry.text, qty, item.id
-            known_texts.add(entry.text)
-        _collect(turn, outcome, deal, [*results, result])
-    turn.record.deal_id = deal.id
-    return outcome
+        qty = ln.qty if ln is not None and ln.qty is not None else ONE
+        item_id = next(it.id for it in items if it.no == target.item_no) or 0
+        wanted[item_id] = wanted.get(item_id, ZERO) + qty
+    return wanted
+
+
+def _entry_note(text: str, own_name: str, cat: list[CatalogItem]) -> str | None:
+    """The note of a 接龙 line: its text less the sender's name and the quantity."""
+    body = _entry_text(text, own_name)
+    intent = parse_member_message(body, cat) if body else None
+    if isinstance(intent, OrderIntent):
+        return intent.note
+    return body or None
 
 
 def _own_order(turn: Turn, deal: Deal) -> Any:
@@ -157,6 +182,8 @@ def member_message(turn: Turn, _: bool) -> Outcome:
                 return answered
     scope = _Scope(catalog)
     if turn.quote is not None:
+        if is_agreement(turn.plain) and is_question(normalize(turn.quote.text)):
+            return Outcome()  # "+1" under a question agrees with the question
         narrowed = _quoted_scope(turn, catalog)
         if narrowed is not None:
             scope = _Scope(narrowed, quoted=True)
@@ -269,6 +296,12 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
         return Outcome()
     if isinstance(intent, Ambiguous):
         return Outcome(acks=[turn.ack("question", {"question": "要几份？请写一个具体数量，比如「要2份」"})])
+    if not scope.quoted and intent.deal_no is None and any(ln.item is None for ln in intent.lines):
+        closed = _names_closed_deal(turn, text, catalog)
+        if closed is not None:
+            return Outcome(acks=[turn.ack("refused", {
+                "reason": "closed", "deal_id": closed.id, "title": closed.title,
+                "status_text": CLOSED_TEXT.get(closed.status, closed.status)})])
     if intent.deal_no is not None:
         catalog = [c for c in catalog if c.deal_id == intent.deal_no]
         if not catalog:
@@ -304,22 +337,21 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
             (ln.item, ln.qty) for ln in intent.lines
             if ln.item is not None and ln.item.deal_id == deal_id]
         if unresolved and (len(deal_ids) == 1 or not named):
-            if intent.item_numbers:
-                for no, ln in zip(intent.item_numbers, unresolved, strict=False):
-                    match = [c for c in items if c.item_no == no]
+            for ln in unresolved:
+                if ln.item_no is not None:
+                    match = [c for c in items if c.item_no == ln.item_no]
                     if not match:
                         return _ask(turn, text, [deal_id], _which_item(items))
                     lines.append((match[0], ln.qty))
-            elif intent.all_items:
-                lines += [(c, unresolved[0].qty) for c in items]
-            elif len(items) == 1 or intent.kind == "cancel":
-                lines += [(items[0] if len(items) == 1 else None, ln.qty) for ln in unresolved]
-            else:
-                own_items = _my_items(turn, deal, items)
-                if intent.kind in ("set", "sub") and len(own_items) == 1:
-                    lines += [(own_items[0], ln.qty) for ln in unresolved]
+                elif intent.all_items:
+                    lines += [(c, ln.qty) for c in items]
+                elif len(items) == 1 or intent.kind == "cancel":
+                    lines.append((items[0] if len(items) == 1 else None, ln.qty))
                 else:
-                    return _ask(turn, text, [deal_id], _which_item(items))
+                    own_items = _my_items(turn, deal, items)
+                    if intent.kind not in ("set", "sub") or len(own_items) != 1:
+                        return _ask(turn, text, [deal_id], _which_item(items))
+                    lines.append((own_items[0], ln.qty))
         if intent.kind == "cancel":
             chosen = [_item(turn, c) for c, _ in lines if c is not None]
             changes = ops.cancel_member_orders(turn.session, deal, turn.member, turn.now, chosen)
@@ -340,6 +372,24 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
     for deal in touched:
         _collect(turn, outcome, deal, [r for r in results if r.deal.id == deal.id])
     return outcome
+
+
+def _names_closed_deal(turn: Turn, text: str, catalog: list[CatalogItem]) -> Deal | None:
+    """A recently closed deal whose item the text names, when no open item is named
+    ("酸奶还能要吗？来3瓶" after the yoghurt deal closed must not land on the eggs)."""
+    assert turn.room is not None
+    closed_ids = turn.deals.recently_closed(turn.session, turn.room.id or 0,
+                                            turn.now - timedelta(days=3))
+    if not closed_ids:
+        return None
+    closed_cat = [CatalogItem(d, it.no, it.name, it.unit, 1)
+                  for d in closed_ids for it in turn.items.get(turn.session, d)]
+    open_names = {c.name for c in catalog}
+    hits = [c for _, _, c in find_items(text, closed_cat + catalog) if c.name not in open_names
+            and c.deal_id in closed_ids]
+    if not hits or find_items(text, catalog):
+        return None
+    return turn.session.get(Deal, hits[0].deal_id)
 
 
 def _which_item(items: list[CatalogItem]) -> str:

@@ -11,35 +11,35 @@ from handlers.parsing.numbers import NUMERAL, UNITS, RangeError, parse_numeral
 from handlers.parsing.times import ParsedTime, parse_time
 
 _UNIT_RE = "|".join(re.escape(u) for u in UNITS)
-OPEN_RE = re.compile(r"^[#＃【\[]?\s*(?:开团|新团|开个团)(?:啦|了|喽|咯)?\s*[】\]]?\s*[:：!！]?\s*")
+OPEN_RE = re.compile(r"^[#＃【\[]?[ \t]*(?:开团|新团|开个团)(?:啦|了|喽|咯)?[ \t]*[】\]]?[ \t]*[:：!！]?[ \t]*")
 _PRICE_RE = re.compile(
     rf"[¥￥]?\s*(?P<price>\d+(?:\.\d+)?)\s*(?:元|块钱|块|rmb|¥)\s*(?:(?:/|每|一)\s*(?P<unit>{_UNIT_RE}))?"
     rf"|[¥￥]\s*(?P<price2>\d+(?:\.\d+)?)\s*(?:/\s*(?P<unit2>{_UNIT_RE}))?"
+    rf"|(?<![\d.])(?P<price3>\d+(?:\.\d+)?)\s*/\s*(?P<unit3>{_UNIT_RE})",  # "89/斤"
+    re.IGNORECASE,
 )
-_QTY_RE = re.compile(rf"(?P<n>{NUMERAL})\s*(?P<unit>{_UNIT_RE})?")
+_QTY_RE = re.compile(rf"(?P<n>{NUMERAL})\s*(?P<unit>{_UNIT_RE})?", re.IGNORECASE)
 
-_FIELD_KEYS: dict[str, str] = {}
-for _name, _keys in {
-    "price": "价格 单价 售价 团购价 价钱",
-    "threshold": "成团 起团 成团数量 成团条件",
-    "stock": "限量 库存 总量 数量 总数",
-    "limit": "限购 每人限购",
-    "deadline": "截团 截单 截止 截团时间 截止时间 截单时间 结束时间",
-    "delivery": "送达 到货 发货 配送 送货 到货时间 送达时间 发货时间",
-    "pickup": "自提 取货 提货 自提点 取货点 提货点 取货地点 自提地点 地点",
-    "title": "商品 名称 品名 产品",
-}.items():
-    for _key in _keys.split():
-        _FIELD_KEYS[_key] = _name
+# "key：value" lines of the multi-line form, by field.
+_FIELDS: list[tuple[str, str]] = [
+    ("price", r"价格|单价|售价|团购价|价钱|团购价格"),
+    ("threshold", r"成团(?:数量|条件|人数|目标)?|起团"),
+    ("stock", r"限量|库存|总量|总数|数量"),
+    ("limit", r"(?:每人)?限购"),
+    ("deadline", r"(?:截团|截单|截止|结束)(?:时间|日期)?"),
+    ("delivery", r"(?:送达|到货|发货|配送|送货)(?:时间|日期)?"),
+    ("pickup", r"(?:自提|取货|提货)(?:点|地点|地址|位置|点位)?|地点|地址"),
+    ("title", r"商品|名称|品名|产品|商品名称"),
+]
 _FIELD_LINE = re.compile(
-    r"^(?P<key>" + "|".join(sorted(_FIELD_KEYS, key=len, reverse=True)) + r")\s*[:：]\s*(?P<value>.*)$"
+    r"^(?:" + "|".join(f"(?P<{name}>{rx})" for name, rx in _FIELDS) + r")\s*[:：]\s*(?P<value>.*)$"
 )
 _ITEM_LINE = re.compile(r"^(?P<no>\d{1,2})\s*[.、)）:：]\s*(?P<rest>.+)$")
 _KEYWORDS = {
     "threshold": re.compile(r"成团"),
     "stock": re.compile(r"限量|库存"),
     "limit": re.compile(r"限购"),
-    "deadline": re.compile(r"截团|截单|截止"),
+    "deadline": re.compile(r"(?:截团|截单|截止)(?:时间)?[:：]?"),
     "delivery": re.compile(r"送达|到货|发货|配送|送货"),
     "pickup": re.compile(r"自提|取货|提货"),
 }
@@ -102,8 +102,8 @@ def _split_price(text: str) -> tuple[str, Decimal | None, str | None, str]:
     m = _PRICE_RE.search(text)
     if not m:
         return text.strip(), None, None, ""
-    price = Decimal(m.group("price") or m.group("price2"))
-    unit = m.group("unit") or m.group("unit2")
+    price = Decimal(m.group("price") or m.group("price2") or m.group("price3"))
+    unit = m.group("unit") or m.group("unit2") or m.group("unit3")
     return text[: m.start()].strip(), price, unit, text[m.end():].strip()
 
 
@@ -160,7 +160,7 @@ def parse_deal_command(text: str, now: datetime) -> DealSpec:
     for line in rest:
         fm = _FIELD_LINE.match(line)
         if fm:
-            raw[_FIELD_KEYS[fm.group("key")]] = fm.group("value").strip()
+            raw[next(name for name, _ in _FIELDS if fm.group(name))] = fm.group("value").strip()
             continue
         im = _ITEM_LINE.match(line)
         if im:
@@ -182,7 +182,7 @@ def parse_deal_command(text: str, now: datetime) -> DealSpec:
                 price = amt[0]
     if "title" in raw and not title:
         title = raw["title"]
-    title = title.strip(" :：-")
+    title = title.strip(" :：-,，;；。")
     if not title and not items:
         raise DealParseError("没看懂要开什么团：请写上商品名")
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
 from handlers.parsing.numbers import NUMERAL, UNITS, RangeError, parse_numeral
+from handlers.parsing.wechat import strip_mentions
 
 _UNIT_RE = "|".join(re.escape(u) for u in UNITS if u != "单") + r"|单(?![元号])"
 
@@ -35,6 +36,7 @@ class OrderLine:
 
     item: CatalogItem | None
     qty: Decimal | None  # None: no number written (1 for orders, all for cancels)
+    item_no: int | None = None  # "1号两份": the item by its number in a multi-item deal
 
 
 Kind = Literal["order", "set", "sub", "cancel"]
@@ -50,7 +52,6 @@ class OrderIntent:
     all_items: bool = False
     note: str | None = None
     placed_for: str | None = None
-    item_numbers: tuple[int, ...] = ()  # "1号两份" in a multi-item deal, resolved per deal
 
 
 @dataclass(frozen=True)
@@ -68,16 +69,10 @@ class StatusQuery:
     deal_no: int | None = None
 
 
-@dataclass
-class _Clause:
-    text: str
-    lines: list[OrderLine] = field(default_factory=list)
-    residue: str = ""
-
-
 # --- vocabulary -------------------------------------------------------------------------
 
-_MINE = re.compile(r"(我的(订单|单子|单|团购)|查单|查订单|查一下我的|我(买|订|定|要|下)了(啥|什么|哪些|多少)|我的购买)")
+_MINE = re.compile(r"(我的(订单|单子|单|团购)|查单|查订单|查一下我|我(买|订|定|要|下|拍)了?(啥|什么|哪些|多少|几)|我的购买)")
+_STATUS_NOT = re.compile(r"(取消|撤|不要|删)")
 _PROGRESS = re.compile(r"(进度|还差(几|多少)|差(几|多少)|成团了(吗|没)|成团没|够了(吗|没)|"
                        r"(接|订|卖)了多少|现在多少|几(箱|份|个|单)了|多少(箱|份|单)了)")
 _QUESTION_END = re.compile(r"(\?|吗|么|呢|不|没|没有|嘛|啥)\s*[!。.~]*$")
@@ -86,51 +81,62 @@ _QUESTION_WORD = re.compile(
     r"要不要|会不会|是.{1,12}还是|哪|请问|咨询|(.)不\2)"
 )
 _NOISE = re.compile(r"(同问|同求|同想|我也想(知道|问)|想问|问一下|问下|上次|上回|之前|以前|买过|吃过|"
-                    r"买的|好吃|好甜|不错|收到|谢谢|感谢|辛苦|哈哈|晚安|早安|早上好|拼单|团长说)")
+                    r"拼单|团长说|楼上说|说得对|赞同|同意|附议)")
 _CANCEL = re.compile(
     r"^(?:那|我|就|先|还是|算了|啊|哦|嗯|呃|唉|要不)*"
-    r"(?:取消|撤单|撤销|退单|退出|不要了|不要啦|不要|不跟了|不跟|不买了|不买|不订了|不定了|取消订单|删了|删除)"
+    r"(?:取消|撤单|撤了|撤掉|撤销|撤|退单|退出|不要了|不要啦|不要|不跟了|不跟|不买了|不买|不订了|不定了|"
+    r"取消订单|删了|删除|删掉)"
     r"(?:订单|吧|了|啦|哈|哦|呀|吧谢谢|谢谢)*$"
 )
+_MY_ORDER_WORDS = re.compile(r"(?:我的|我那|我这|这|那)(?:订单|单子|一单|单)|订单|单子")
+_CHANGE_HINT = re.compile(r"^(?:我|那)?(?:改|修改|更改|更正|改动)(?:一下|下)?(?:吧|哈)?$")
 _SET = re.compile(r"(?:改成|改为|改到|换成|修改为|改|变成|调成|调整为|更正为|更改为)")
 _SUB = re.compile(r"(?:减掉|减去|减少|减|少要|少订|少来|去掉|扣掉)")
 _ADD = re.compile(r"(?:再加|追加|加|再来|再要|再订|多要|多来)")
 # Verbs that make a clause an order when they stand before a quantity, an item or the end.
 _TRIGGER = re.compile(
     r"(跟一单|跟单|跟团|跟上|接龙|报名|下单|拍一单|来一单|算我|加我|预定|预订|订|定|买|要|来|拿|带|留|加|抢|占|"
-    r"蹲|整|给我|帮我|我也要|也要|\+\s*1(?!\d)|跟(?!你|他|她|着|我说|团长))"
+    r"蹲|整|给我|帮我|我也要|也要|上车|\+\s*1(?!\d)|跟(?!你|他|她|着|我说|团长))"
 )
 _STRONG_ALONE = re.compile(
     r"^(?:那|我|我们|我家|就|也|还|先|那我|再|好的|好|嗯|ok)*"
-    r"(?:跟一单|跟单|跟团|跟上|跟|接龙|报名|下单|要|我要|也要|我也要|算我一个|算我一份|算我|加我|加我一个|"
+    r"(?:跟一单|跟单|跟团|跟上|跟|接龙|报名|下单|上车|要|我要|也要|我也要|算我一个|算我一份|算我|加我|加我一个|"
     r"\+1|\+)(?:一个|一份|一单)?(?:吧|哈|了|呀|啊|哦|谢谢|谢谢团长)*$"
 )
 _NOT_AFTER_YAO = re.compile(r"要(?=不|是|问|看|等|去|说|求|退|换|到|过|吃|做|开|走|给你|多久|几|么|怎)")
 _NOT_AFTER_LAI = re.compile(r"来(?=了|过|的|看|说|问|吗|自)")
-_PAST = re.compile(r"(买了|订了|定了|要了|拿了|收了|到了|吃了)(?!\s*(?:" + NUMERAL + r")?\s*(?:吧|哈))")
+_PAST = re.compile(r"(买了|订了|定了|要了|拿了|收了|到了|吃了|(?:买|订|定|要|拿|跟)的(?!话))"
+                   r"(?!\s*(?:" + NUMERAL + r")?\s*(?:吧|哈))")
 _ADDRESS = re.compile(
     rf"(?:{NUMERAL})\s*(?:号楼|栋|幢|单元|楼|层|室|座|期|区|号院|号门|号房|门)"
     r"|\d+(?:-\d+)+|(?<![\d.])\d{3,}(?![\d.])(?!\s*(?:" + _UNIT_RE + r"))"
 )
+_PRICE = re.compile(r"\d+(?:\.\d+)?\s*(?:元|块钱|rmb)(?:\s*/\s*\S)?|\d+\.\d+\s*块|\d+\s*块\s*/\s*\S")
 _TIME_SPAN = re.compile(
     rf"(?:{NUMERAL})\s*(?:点|时|:\d{{2}}|月|分钟|小时|天|周)|(?:{NUMERAL})(?:号|日)(?=\s*(?:到|送|前|后|截|之))"
 )
 _BEHALF = re.compile(
-    r"(?:帮|替|代|给)\s*(?P<who>[^\s帮替代给我你他她,，。]{1,6}?)\s*(?:订|定|带|买|留|拿|要|下单|预定|预订|报|抢|来|也来|也要)"
+    r"(?:帮|替|代|给)\s*(?P<who>[^\s帮替代给你他她,，。也都]{1,6}?)\s*(?:也|都)?\s*(?:订|定|带|买|留|拿|要|下单|预定|预订|报|抢|来)"
 )
+_NOT_SOMEONE_ELSE = {"我", "忙", "我们", "我家", "自己", "大家", "我自己"}
 _DEAL_REF = re.compile(r"#\s*(\d+)|(\d+)\s*号团|第\s*(\d+)\s*个?团")
 _ITEM_NO = re.compile(r"(?:第\s*(?P<a>\d+|[一二三四五六七八九十])\s*(?:个|款|种|样|号)?|(?P<b>\d+|[一二三四五六七八九十])\s*号(?!楼|栋|幢|单元|院|门|房|线|床|店|口|到|送))")
 _QTY = re.compile(
     rf"(?:[x×*]\s*(?P<x>{NUMERAL}))"
     rf"|(?:\+\s*(?P<plus>\d+|[一二两三四五六七八九十]))"
     rf"|(?:(?P<n>{NUMERAL}|半)\s*(?P<half1>个半)?\s*(?P<unit>{_UNIT_RE})(?P<half2>半)?)"
+    # "水饺2 馄饨1": a bare number right after an item name (masked as \x01).
+    rf"|(?<=\x01)\s*(?P<after_item>\d+(?:\.\d+)?|[一两二三四五六七八九十俩仨]+)(?![\d.号楼栋点])(?!\s*(?:{_UNIT_RE}))"
 )
+_RANGE = re.compile(rf"(?:{NUMERAL})\s*(?:到|至|-|~|或)\s*(?:{NUMERAL})\s*(?:{_UNIT_RE})")
 _BARE_AFTER_VERB = re.compile(r"(?:要|来|订|定|买|拿|跟|预定|预订|带|留)\s*(?P<n>\d+(?:\.\d+)?|[一两二三四五六七八九十俩仨]+)(?![\d.号楼栋点])")
 _ALL_ITEMS = re.compile(r"各(?:来|要|订)?|都要|都来|全要|每样|每种|每个都|全部都?要|一样")
-_FILLER_WORDS = """那么 那 我家 我们家 我们 我 也 就 还 再 吧 呀 啊 哦 哈 嘛 的 了 给 请 麻烦 谢谢 团长 好的 好 嗯 一下 先 还是 算了 可以 吗 帮 帮忙 ok 谢 辛苦 亲 哈哈 呢 啦 噢 额 呃 喔 耶 滴 嘞 咯 ～ ~ ! ！""".split()
+_FILLER_WORDS = """那么 那 我家 我们家 我们 我 也 就 还 再 吧 呀 啊 哦 哈 嘛 的 了 给 请 麻烦 谢谢 感谢 团长
+    好的 好 嗯 一下 先 还是 算了 可以 吗 帮 帮忙 ok 谢 辛苦 亲 哈哈 呢 啦 噢 额 呃 喔 耶 滴 嘞 咯 ～ ~ ! ！
+    拍 追加 追 和 及 还有 另外 数量 多要 少要 替 代 收到""".split()
 _FILLER = re.compile("|".join(sorted(map(re.escape, _FILLER_WORDS), key=len, reverse=True)))
 # Words that, left over around a quantity with no order verb, show a sentence rather than a note.
-_NOT_A_NOTE = re.compile(r"(有|是|吃|送|到|剩|卖|够|坏|烂|发|退|换|收|看|说|问|想|觉得|很|太|真|都|没|不|只|才|多|贵|便宜|比|像|会|能|去|买|家里)")
+_NOT_A_NOTE = re.compile(r"(有|是|吃|送|到|剩|卖|够|坏|烂|发|退|换|收|看|说|问|想|觉得|很|太|真|都|没|不|只|才|多|贵|便宜|比|像|会|能|去|买|家里|已经|差|对|赞|同意|楼上|一共|总共|每)")
 
 
 _PLUS_SIGNS = re.compile(r"[x×*+]")
@@ -141,6 +147,11 @@ def _blank(rx: re.Pattern[str], text: str) -> str:
     return rx.sub(lambda m: " " * len(m.group(0)), text)
 
 
+def _blank_before(rx: re.Pattern[str], text: str, end: int) -> str:
+    """Like ``_blank``, for the matches that start before ``end``."""
+    return rx.sub(lambda m: " " * len(m.group(0)) if m.start() < end else m.group(0), text)
+
+
 def _num(text: str) -> Decimal:
     if text == "半":
         return Decimal("0.5")
@@ -149,8 +160,12 @@ def _num(text: str) -> Decimal:
 
 def classify_status(text: str) -> StatusQuery | None:
     """Recognise 我的订单 / 查单 / 进度 / 还差几箱, optionally naming a deal (#2)."""
-    if len(text) > 30:
+    if len(text) > 30 or _STATUS_NOT.search(text):
         return None
+    clauses = split_clauses(text)
+    if len(clauses) > 1 and any(not (_MINE.search(c) or _PROGRESS.search(c)) and
+                                (_TRIGGER.search(c) or _QTY.search(c)) for c in clauses):
+        return None  # "还差几箱？我来两箱": the order matters more than the question
     ref = _DEAL_REF.search(text)
     deal_no = int(next(g for g in ref.groups() if g)) if ref else None
     if _MINE.search(text):
@@ -160,13 +175,26 @@ def classify_status(text: str) -> StatusQuery | None:
     return None
 
 
+_AGREEMENT = re.compile(r"^(?:\+1|\+|同问|同求|我也是|我也想知道|一样|我也想问|same|me too)+[!！.。~]*$")
+
+
+def is_agreement(text: str) -> bool:
+    """"+1" or "同问" alone: agreeing with what was quoted, an order only if that was one."""
+    return bool(_AGREEMENT.match(text.replace(" ", "")))
+
+
+def is_question(text: str) -> bool:
+    """Whether a normalised text asks something ("几号到货？", "甜不甜")."""
+    return any(_is_question(c) for c in split_clauses(text)) if text else False
+
+
 def _is_question(clause: str) -> bool:
     return bool(_QUESTION_END.search(clause) or _QUESTION_WORD.search(clause))
 
 
 def split_clauses(text: str) -> list[str]:
     """Split on sentence punctuation and line breaks, keeping "?" with its clause."""
-    parts = re.split(r"(?<=[?!。;；，,、\n])|(?<=[^\d])\.(?!\d)|(?<=\d)\.(?!\d)", text)
+    parts = re.split(r"(?<=[?!。;；，,\n])|(?<=[^\d])\.(?!\d)|(?<=\d)\.(?!\d)", text)
     return [p.strip(" ,，、。;；!\n") for p in parts if p.strip(" ,，、。;；!\n")]
 
 
@@ -212,69 +240,94 @@ def find_items(text: str, catalog: Sequence[CatalogItem]) -> list[tuple[int, int
 
 
 def _quantities(text: str, deal_unit: str | None) -> list[tuple[int, int, Decimal]]:
-    found: list[tuple[int, int, Decimal]] = []
-    for m in _QTY.finditer(text):
-        if m.group("x") is not None:
-            qty = _num(m.group("x"))
-        elif m.group("plus") is not None:
-            qty = _num(m.group("plus"))
-        else:
-            qty = _num(m.group("n"))
-            if m.group("half1") or m.group("half2"):
-                qty += Decimal("0.5")
-            if m.group("unit") == "打" and deal_unit != "打":
-                qty *= 12
-        found.append((m.start(), m.end(), qty))
-    if not found:
-        for m in _BARE_AFTER_VERB.finditer(text):
-            found.append((m.start("n"), m.end("n"), _num(m.group("n"))))
+    """Quantities in a clause as (start, end, qty).
+
+    Raises:
+        RangeError: for a range ("两三箱") or a numeral nobody can order ("一万万箱"): the
+            member is asked for a number rather than given a guess.
+    """
+    try:
+        found = [(m.start(), m.end(), _qty_of(m, deal_unit)) for m in _QTY.finditer(text)]
+        if not found:
+            found = [(m.start("n"), m.end("n"), _num(m.group("n")))
+                     for m in _BARE_AFTER_VERB.finditer(text)]
+    except ValueError as exc:
+        raise RangeError(str(exc)) from exc
     return found
 
 
-def _mask(text: str, rx: re.Pattern[str]) -> tuple[str, list[str]]:
-    spans: list[str] = []
+def _qty_of(m: re.Match[str], deal_unit: str | None) -> Decimal:
+    if m.group("x") is not None:
+        return _num(m.group("x"))
+    if m.group("plus") is not None:
+        return _num(m.group("plus"))
+    if m.group("after_item") is not None:
+        return _num(m.group("after_item"))
+    qty = _num(m.group("n"))
+    if m.group("half1") or m.group("half2"):
+        qty += Decimal("0.5")
+    if m.group("unit") == "打" and deal_unit != "打":
+        qty *= 12
+    return qty
 
-    def repl(m: re.Match[str]) -> str:
-        spans.append(m.group(0))
-        return "\x00" * len(m.group(0))
 
-    return rx.sub(repl, text), spans
+def _mask(text: str, rx: re.Pattern[str]) -> str:
+    """Hide matches (addresses, times) from the quantity parser, keeping positions."""
+    return rx.sub(lambda m: "\x00" * len(m.group(0)), text)
 
 
-def _pair(items: list[tuple[int, int, CatalogItem]], qtys: list[tuple[int, int, Decimal]],
+Ref = CatalogItem | int  # an item by name, or by its number ("1号")
+
+
+def _line(ref: Ref, qty: Decimal | None) -> OrderLine:
+    if isinstance(ref, int):
+        return OrderLine(None, qty, item_no=ref)
+    return OrderLine(ref, qty)
+
+
+def _pair(refs: list[tuple[int, Ref]], qtys: list[tuple[int, int, Decimal]],
           all_items: bool) -> list[OrderLine]:
-    tokens: list[tuple[int, str, object]] = [(s, "i", it) for s, _, it in items]
-    tokens += [(s, "q", q) for s, _, q in qtys]
-    tokens.sort(key=lambda t: t[0])
+    """Pair item mentions with quantities: "苹果2箱 橙子1箱", "两箱苹果", "苹果橙子各一箱"."""
+    tokens: list[tuple[int, int, object]] = [(s, 0, r) for s, r in refs]
+    tokens += [(s, 1, q) for s, _, q in qtys]
+    tokens.sort(key=lambda t: (t[0], t[1]))
     lines: list[OrderLine] = []
-    open_items: list[CatalogItem] = []
+    open_refs: list[Ref] = []
     waiting: Decimal | None = None
     for _, kind, value in tokens:
-        if kind == "i":
-            assert isinstance(value, CatalogItem)
-            if waiting is not None and not open_items:
-                lines.append(OrderLine(value, waiting))
+        if kind == 0:
+            ref: Ref = value  # type: ignore[assignment]
+            if waiting is not None and not open_refs:
+                lines.append(_line(ref, waiting))
                 waiting = None
             else:
-                open_items.append(value)
-        else:
-            assert isinstance(value, Decimal)
-            if open_items:
-                if all_items:
-                    lines.extend(OrderLine(it, value) for it in open_items)
-                else:
-                    lines.extend(OrderLine(it, None) for it in open_items[:-1])
-                    lines.append(OrderLine(open_items[-1], value))
-                open_items = []
-            elif waiting is None:
-                waiting = value
+                open_refs.append(ref)
+            continue
+        qty: Decimal = value  # type: ignore[assignment]
+        if open_refs:
+            if all_items:
+                lines.extend(_line(r, qty) for r in open_refs)
             else:
-                lines.append(OrderLine(None, waiting))
-                waiting = value
-    lines.extend(OrderLine(it, None) for it in open_items)
+                lines.extend(_line(r, None) for r in open_refs[:-1])
+                lines.append(_line(open_refs[-1], qty))
+            open_refs = []
+        elif waiting is None:
+            waiting = qty
+        else:
+            lines.append(OrderLine(None, waiting))
+            waiting = qty
+    if waiting is not None and all_items and open_refs:
+        lines.extend(_line(r, waiting) for r in open_refs)
+        open_refs, waiting = [], None
+    lines.extend(_line(r, None) for r in open_refs)
     if waiting is not None:
         lines.append(OrderLine(None, waiting))
     return lines
+
+
+def _in_names(word: str, catalog: Sequence[CatalogItem]) -> bool:
+    """Whether every character of a leftover word belongs to one item name ("米" for 大米)."""
+    return any(all(ch in c.name for ch in word) for c in catalog)
 
 
 def _clean_note(text: str) -> str:
@@ -288,12 +341,13 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
     """Parse a normalised member message into an order intent, or None if it is not one.
 
     Args:
-        text: The normalised reply text (quote already removed).
+        text: The normalised reply text (quote and @mentions already removed).
         catalog: Items of the deals the member could be ordering from (open deals of the room).
 
     Returns:
         An ``OrderIntent``, an ``Ambiguous`` range that must be asked about, or None.
     """
+    text = strip_mentions(text)
     if not text or len(text) > 500:
         return None
     deal_no = None
@@ -306,123 +360,104 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
 
     placed_for = None
     behalf = _BEHALF.search(text)
-    if behalf and behalf.group("who") not in ("我", "忙", "我们", "我家", "自己", "大家"):
+    if behalf and behalf.group("who") not in _NOT_SOMEONE_ELSE:
         placed_for = behalf.group("who")
         text = text[: behalf.start("who")] + text[behalf.end("who"):]
 
     kind: Kind = "order"
-    order_clauses: list[_Clause] = []
-    note_parts: list[str] = []
+    lines: list[OrderLine] = []
+    notes: list[str] = []
     all_items = False
-    item_numbers: list[int] = []
+    change_hint = False
     for clause in split_clauses(text):
         if _is_question(clause) or _NOISE.search(clause):
             continue
-        work = clause
-        work, addr = _mask(work, _ADDRESS)
-        work, _times = _mask(work, _TIME_SPAN)
-        if _PAST.search(work) and not re.search(r"(不要|取消)", work):
+        if _CHANGE_HINT.match(clause):
+            change_hint = True  # "我改一下，要4盒": the next quantity is the new total
+            continue
+        if _RANGE.search(clause):
+            return Ambiguous(clause)
+        work = _mask(_mask(_mask(clause, _PRICE), _ADDRESS), _TIME_SPAN)
+        if _PAST.search(work) and not re.search(r"(不要|取消|不买|不订|不跟)", work):
             continue
         items = find_items(work, catalog)
-        item_mask = work
+        masked = work
         for s, e, _ in items:
-            item_mask = item_mask[:s] + "\x01" * (e - s) + item_mask[e:]
-        # Cancels: the whole clause is a cancel word, or "<item>不要了".
-        bare = _FILLER.sub("", item_mask.replace("\x01", "")).strip()
-        if _CANCEL.match(bare or "x") and (bare or items):
-            lines = [OrderLine(it, None) for _, _, it in items] or [OrderLine(None, None)]
-            return OrderIntent("cancel", tuple(lines), deal_no=deal_no)
-        numbers: list[tuple[int, int]] = []
+            masked = masked[:s] + "\x01" * (e - s) + masked[e:]
+        refs: list[tuple[int, Ref]] = [(s, it) for s, _, it in items]
         if multi:
-            for m in _ITEM_NO.finditer(item_mask):
-                raw = m.group("a") or m.group("b")
+            for m in _ITEM_NO.finditer(masked):
                 try:
-                    no = int(_num(raw))
+                    no = int(_num(m.group("a") or m.group("b")))
                 except (ValueError, RangeError):
                     continue
-                numbers.append((m.start(), no))
-                item_mask = item_mask[: m.start()] + "\x02" * (m.end() - m.start()) + item_mask[m.end():]
+                refs.append((m.start(), no))
+                masked = masked[: m.start()] + "\x01" * (m.end() - m.start()) + masked[m.end():]
+        refs.sort(key=lambda r: r[0])
+        # Cancels: the whole clause is a cancel word, or "<item>不要了", "我那单不要了".
+        bare = _FILLER.sub("", _MY_ORDER_WORDS.sub("", masked.replace("\x01", ""))).strip()
+        if (bare or refs) and _CANCEL.match(bare or "x"):
+            cancel = [_line(r, None) for _, r in refs] or [OrderLine(None, None)]
+            return OrderIntent("cancel", tuple(cancel), deal_no=deal_no)
         try:
-            qtys = _quantities(item_mask, deal_unit)
+            qtys = _quantities(masked, deal_unit)
         except RangeError:
             return Ambiguous(clause)
-        if re.search(rf"(?:{NUMERAL})\s*(?:到|至|-|~|或)\s*(?:{NUMERAL})\s*(?:{_UNIT_RE})", item_mask):
-            return Ambiguous(clause)
-        has_all = bool(_ALL_ITEMS.search(item_mask)) and multi
+        has_all = bool(_ALL_ITEMS.search(masked)) and multi
         clause_kind: Kind = "order"
-        if _SET.search(item_mask) and (qtys or items):
+        if (_SET.search(masked) or change_hint) and (qtys or refs):
             clause_kind = "set"
-        elif _SUB.search(item_mask) and qtys:
+        elif _SUB.search(masked) and qtys:
             clause_kind = "sub"
-        trigger = _TRIGGER.search(item_mask)
-        if trigger and (_NOT_AFTER_YAO.search(item_mask) and trigger.group(0) == "要"):
+        trigger = _TRIGGER.search(masked)
+        if trigger and trigger.group(0) == "要" and _NOT_AFTER_YAO.search(masked):
             trigger = None
-        if trigger and trigger.group(0) == "来" and _NOT_AFTER_LAI.search(item_mask):
+        if trigger and trigger.group(0) == "来" and _NOT_AFTER_LAI.search(masked):
             trigger = None
-        residue = item_mask
+        residue = masked
         for s, e, _ in qtys:
             residue = residue[:s] + " " * (e - s) + residue[e:]
-        residue = residue.replace("\x01", " ").replace("\x02", " ")
-        for rx in (_ALL_ITEMS, _TRIGGER, _ADD, _SUB, _SET, _FILLER, _PLUS_SIGNS):
+        residue = residue.replace("\x01", " ")
+        for rx in (_ALL_ITEMS, _ADD, _SUB, _SET):
             residue = _blank(rx, residue)
-        residue_words = residue.replace("\x00", " ")
-        # Addresses and times were masked for parsing; they belong in the note as written.
-        residue = "".join(c if r == "\x00" else r for c, r in zip(clause, residue, strict=True))
-        is_order = False
-        if clause_kind != "order":
-            is_order = True
-        elif qtys or numbers or items:
-            # A quantity, item number or item name with an order verb, or whose leftovers read
-            # like a note (a name or a place), is an order; "我家有2箱" is not.
-            is_order = bool(trigger) or (
-                bool(qtys) and not _NOT_A_NOTE.search(residue_words)
-                and len(residue_words.replace(" ", "")) <= 12
-            )
-            if not qtys and not trigger and items and not numbers:
-                is_order = False
-        elif _STRONG_ALONE.match(re.sub(r"\s+", "", clause)):
+        # Order verbs up to the last quantity or item are the order; "要2盒 明天下午来拿"
+        # keeps the later 来拿 in the note.
+        last = max([e for _, e, _ in qtys] + [s + 1 for s, _ in refs]
+                   + [trigger.end() if trigger else 0])
+        residue = _blank_before(_TRIGGER, residue, last)
+        for rx in (_FILLER, _PLUS_SIGNS):
+            residue = _blank(rx, residue)
+        words = [w for w in residue.replace("\x00", " ").split() if not _in_names(w, catalog)]
+        sentence_like = bool(_NOT_A_NOTE.search("".join(words))) or len("".join(words)) > 12
+        is_order = clause_kind != "order"
+        if not is_order and (qtys or refs):
+            if trigger is not None:
+                # "+1" after a sentence ("楼上说得对+1") agrees with it; other verbs order.
+                is_order = not (trigger.group(0).startswith("+") and sentence_like)
+            else:
+                # No verb: a bare quantity whose leftovers read like a note (a name, a
+                # building) is an order; "我家有2箱" and "2斤一瓶" (two numbers, no item) are not.
+                is_order = bool(qtys) and not sentence_like and (len(qtys) == 1 or bool(refs))
+        elif not is_order and _STRONG_ALONE.match(re.sub(r"\s+", "", clause)):
             is_order = True
         if not is_order:
-            if order_clauses or not _NOT_A_NOTE.search(clause):
-                note_parts.append(clause)
+            if _FILLER.sub("", clause).strip(" ,，。!") and (lines or not _NOT_A_NOTE.search(clause)):
+                notes.append(clause)
             continue
         if clause_kind != "order":
             kind = clause_kind
         all_items = all_items or has_all
-        if numbers:
-            item_numbers.extend(no for _, no in numbers)
-            # "1号两份 3号一份": pair each number with the quantity after it.
-            tokens = sorted([(s, "n", no) for s, no in numbers] + [(s, "q", q) for s, _, q in qtys])
-            pending_no: int | None = None
-            pairs: list[tuple[int, Decimal | None]] = []
-            for _, tk, val in tokens:
-                if tk == "n":
-                    if pending_no is not None:
-                        pairs.append((pending_no, None))
-                    pending_no = int(val)
-                elif pending_no is not None:
-                    pairs.append((pending_no, Decimal(val)))
-                    pending_no = None
-            if pending_no is not None:
-                pairs.append((pending_no, None))
-            order_clauses.append(_Clause(clause, [], ""))
-            return OrderIntent(
-                kind, tuple(OrderLine(None, q) for _, q in pairs), deal_no=deal_no,
-                note=_clean_note(" ".join(addr + note_parts)) or None, placed_for=placed_for,
-                item_numbers=tuple(no for no, _ in pairs),
-            )
-        lines = _pair(items, qtys, has_all)
-        if not lines:
-            lines = [OrderLine(None, None)]
-        if has_all and not items:
-            qty = lines[0].qty if lines else None
-            lines = [OrderLine(None, qty)]
-        order_clauses.append(_Clause(clause, lines, residue))
-    if not order_clauses:
+        clause_lines = _pair(refs, qtys, has_all) or [OrderLine(None, None)]
+        if has_all and not refs:
+            clause_lines = [OrderLine(None, clause_lines[0].qty)]
+        lines.extend(clause_lines)
+        # Addresses and times were masked for parsing; they belong in the note as written.
+        kept = "".join(c if r == "\x00" else r for c, r in zip(clause, residue, strict=True))
+        notes.append(" ".join(w for w in kept.split() if not _in_names(w, catalog)))
+    if not lines:
         return None
-    all_lines = tuple(line for c in order_clauses for line in c.lines)
-    note = _clean_note(" ".join([c.residue for c in order_clauses] + note_parts))
+    note = _clean_note(" ".join(notes))
     if placed_for:
         note = _clean_note(f"代{placed_for} {note}")
-    return OrderIntent(kind, all_lines, deal_no=deal_no, all_items=all_items,
+    return OrderIntent(kind, tuple(lines), deal_no=deal_no, all_items=all_items,
                        note=note or None, placed_for=placed_for)

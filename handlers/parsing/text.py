@@ -16,6 +16,8 @@ _INVISIBLE = dict.fromkeys(
 # WeChat puts U+2005 (four-per-em space) after an @mention; treat every exotic space alike.
 _SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\t]+")
 _T2S = OpenCC("t2s")
+# Emoji and dingbat operators people type for "+1" and "x2", mapped before symbols are dropped.
+_SIGNS = str.maketrans({"➕": "+", "✚": "+", "✖": "x", "✕": "x"})
 
 
 def _is_symbol(ch: str) -> bool:
@@ -24,15 +26,17 @@ def _is_symbol(ch: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def normalize(text: str) -> str:
+def normalize(text: str, *, lower: bool = True) -> str:
     """Return the canonical form of a chat text for parsing.
 
     Full-width forms become ASCII (NFKC), invisible characters vanish, exotic spaces become
     one ASCII space, traditional characters become simplified, emoji and other symbols are
-    dropped, and ASCII letters are lower-cased. Line breaks are kept.
+    dropped, and letters are lower-cased (unless ``lower`` is False, for text the bot shows
+    back, such as a deal's title). Line breaks are kept.
 
     Args:
         text: The raw message text.
+        lower: Whether to lower-case letters.
 
     Returns:
         The normalised text, stripped.
@@ -41,6 +45,8 @@ def normalize(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _SPACES.sub(" ", text)
     if not text.isascii():
-        text = _T2S.convert(text)
+        text = _T2S.convert(text.translate(_SIGNS))
         text = "".join(ch for ch in text if not _is_symbol(ch))
-    return "\n".join(line.strip() for line in text.lower().split("\n")).strip()
+    if lower:
+        text = text.lower()
+    return "\n".join(line.strip() for line in text.split("\n")).strip()

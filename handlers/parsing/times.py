@@ -31,7 +31,7 @@ _DAY_WORDS = {"今天": 0, "今日": 0, "今儿": 0, "今": 0, "明天": 1, "明
               "后天": 2, "后日": 2, "大后天": 3}
 _DAY_RE = "|".join(sorted(_DAY_WORDS, key=len, reverse=True))
 
-_FILLER = re.compile(r"(截团|截单|截止|结束|为止|之前|以前|前|左右|送达|送到|到货|发货|配送|自提|"
+_FILLER = re.compile(r"(截团时间|截单时间|截止时间|截团|截单|截止|结束|时间|为止|之前|以前|前|左右|送达|送到|到货|发货|配送|自提|"
                      r"取货|到|在|于|统一|准时|[\s,，。~～—()（）])+")
 
 _TOKEN = re.compile(
@@ -44,7 +44,7 @@ _TOKEN = re.compile(
   | (?P<week>(?P<week_prefix>下下个?|下个?|本|这个?)?(?:周|星期|礼拜)(?P<wd>[一二三四五六日天七1-7末]))
   | (?P<dom>(?P<dom_n>\d{{1,2}}|[一二三四五六七八九十廿卅]+)(?:号|日)(?!楼|栋|幢|单元|座|门|床|线|店|仓|柜|窗))
   | (?P<clock>(?P<hh>\d{{1,2}}|[零一二两三四五六七八九十]+)\s*(?:[:：](?P<mm>\d{{2}})|(?:点钟?|时)
-        (?:(?P<mm2>\d{{1,2}}|[零一二三四五六七八九十]+)分?|(?P<half>半)|(?P<quarter>一刻|三刻))?))
+        (?:(?P<half>半)|(?P<quarter>一刻|三刻)|(?P<mm2>\d{{1,2}}|[零一二三四五六七八九十]+)分?)?))
   | (?P<period>{_PERIOD_RE})
     """,
     re.VERBOSE,
@@ -69,6 +69,8 @@ def _apply_period(hour: int, period: str | None) -> int:
     kind = _PERIODS[period][0]
     if kind == "pm" and hour < 12:
         return hour + 12
+    if kind == "pm" and hour == 12 and period in ("晚上", "晚", "夜", "夜里", "夜间", "晚间"):
+        return 24  # 今晚12点 is midnight, the start of tomorrow
     if kind == "noon" and hour < 6:
         return hour + 12
     if kind == "am" and hour == 12:

@@ -22,22 +22,37 @@ class Quote:
 def split_quote(raw: str) -> tuple[Quote | None, str]:
     """Split a quote-reply into the quote and the reply after the dashed line.
 
+    The quote is the balanced 「…」 block at the start (a quote may contain quotes of its
+    own, each with its dashed line); the reply is what follows the dashed line after it.
+
     Args:
         raw: The message text as delivered.
 
     Returns:
         (quote, reply); quote is None when the message is not a quote-reply.
     """
-    lines = raw.split("\n")
-    for i, line in enumerate(lines):
+    text = raw.lstrip()
+    if not text.startswith("「"):
+        return None, raw
+    depth, pos = 0, -1
+    for pos, ch in enumerate(text):  # noqa: B007  (pos is the closing bracket after the loop)
+        depth += (ch == "「") - (ch == "」")
+        if depth == 0:
+            break
+    if depth != 0:
+        return None, raw
+    block, rest = text[1:pos], text[pos + 1:]
+    lines = rest.split("\n")
+    if lines[0].strip():
+        return None, raw
+    for i, line in enumerate(lines[1:], start=1):
         if _SEPARATOR.match(line):
-            block = "\n".join(lines[:i]).strip()
-            reply = "\n".join(lines[i + 1 :]).strip()
-            if not (block.startswith("「") and block.endswith("」")):
-                return None, raw
-            m = re.match(r"([^:：\n]{1,40})[:：](.*)", block[1:-1], re.S)
-            quote = Quote(m.group(1).strip(), m.group(2).strip()) if m else Quote("", block[1:-1])
+            reply = "\n".join(lines[i + 1:]).strip()
+            m = re.match(r"([^:：\n「」]{1,40})[:：](.*)", block, re.S)
+            quote = Quote(m.group(1).strip(), m.group(2).strip()) if m else Quote("", block.strip())
             return quote, reply
+        if line.strip():
+            break
     return None, raw
 
 
@@ -80,4 +95,6 @@ def parse_jielong(text: str) -> Jielong | None:
             entries.append(JielongEntry(int(m.group(1)), m.group(2).strip()))
         elif not entries and line.strip():
             header.append(line.strip())
+    if not entries and not header:
+        return None  # a bare "接龙" is a member saying "count me in", not a list
     return Jielong("\n".join(header), tuple(entries))
