@@ -432,7 +432,5 @@ def _collect(turn: Turn, outcome: Outcome, deal: Deal,
     for kind, hit in (("half", found.half), ("succeeded", found.succeeded),
                       ("sold_out", found.sold_out)):
         if hit:
-            outcome.acks.append(turn.ack("milestone", {
-                "deal_id": deal.id, "title": deal.title, "kind": kind,
-                "missing": (snapshot.threshold or ZERO) - snapshot.counted, "unit": snapshot.unit},
-                snapshot))
+            outcome.acks.append(turn.ack("milestone", {"deal_id": deal.id, "title": deal.title,
+                                                       "kind": kind}, snapshot))

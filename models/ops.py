@@ -35,48 +35,58 @@ Mode = Literal["add", "set", "sub"]
 
 # --- rooms, members, roles ------------------------------------------------------------------
 
-def _upsert(session: Session) -> Any:
-    """The dialect's INSERT with ON CONFLICT (SQLite 3.35+ and PostgreSQL both have it)."""
-    from sqlalchemy.dialects import postgresql, sqlite
+_UPSERTS: dict[tuple[str, str], Any] = {}
 
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+def _upsert_statement(session: Session, kind: str) -> Any:
+    """A prebuilt INSERT … ON CONFLICT for this dialect (SQLite 3.35+ and PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    stmt = _UPSERTS.get((dialect, kind))
+    if stmt is None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        if kind == "presence":
+            stmt = insert_(RoomMember.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
+                index_elements=["room_id", "member_id"])
+        else:
+            table = (Room if kind == "room" else Member).__table__  # type: ignore[union-attr]
+            stmt = insert_(table)
+            stmt = stmt.on_conflict_do_update(index_elements=["platform_id"],
+                                              set_={"name": stmt.excluded.name}).returning(table.c.id)
+        _UPSERTS[(dialect, kind)] = stmt
+    return stmt
 
 
 def upsert_room(session: Session, platform_id: str, name: str) -> Room:
     """The room with this platform id, created or renamed as needed, in one statement."""
-    table = Room.__table__  # type: ignore[attr-defined]
-    stmt = _upsert(session)(table).values(platform_id=platform_id, name=name)
-    stmt = stmt.on_conflict_do_update(index_elements=["platform_id"],
-                                      set_={"name": stmt.excluded.name}).returning(table.c.id)
-    room_id = session.connection().execute(stmt).scalar_one()
+    room_id = session.connection().execute(_upsert_statement(session, "room"), {
+        "platform_id": platform_id, "name": name}).scalar_one()
     return Room(id=room_id, platform_id=platform_id, name=name)
 
 
 def upsert_member(session: Session, platform_id: str, name: str) -> Member:
     """The member with this platform id, created or renamed as needed, in one statement."""
-    table = Member.__table__  # type: ignore[attr-defined]
-    stmt = _upsert(session)(table).values(platform_id=platform_id, name=name)
-    stmt = stmt.on_conflict_do_update(index_elements=["platform_id"],
-                                      set_={"name": stmt.excluded.name}).returning(table.c.id)
-    member_id = session.connection().execute(stmt).scalar_one()
+    member_id = session.connection().execute(_upsert_statement(session, "member"), {
+        "platform_id": platform_id, "name": name}).scalar_one()
     return Member(id=member_id, platform_id=platform_id, name=name)
 
 
 def note_presence(session: Session, room: Room, member: Member) -> None:
     """Remember that the member is in the room."""
-    table = RoomMember.__table__  # type: ignore[attr-defined]
-    session.connection().execute(_upsert(session)(table).values(
-        room_id=room.id, member_id=member.id).on_conflict_do_nothing(
-        index_elements=["room_id", "member_id"]))
+    session.connection().execute(_upsert_statement(session, "presence"), {
+        "room_id": room.id, "member_id": member.id})
+
+
+_INSERT_PROCESSED = insert(ProcessedMessage.__table__)  # type: ignore[attr-defined]
 
 
 def record_message(session: Session, record: ProcessedMessage) -> None:
     """Insert the processed-message row (raises IntegrityError for a known message id)."""
-    table = ProcessedMessage.__table__  # type: ignore[attr-defined]
-    session.connection().execute(insert(table).values(
-        id=record.id, room_id=record.room_id, member_id=record.member_id,
-        sender_name=record.sender_name, body=record.body, received_at=record.received_at,
-        deal_id=record.deal_id, item_no=record.item_no))
+    session.connection().execute(_INSERT_PROCESSED, {
+        "id": record.id, "room_id": record.room_id, "member_id": record.member_id,
+        "sender_name": record.sender_name, "body": record.body, "received_at": record.received_at,
+        "deal_id": record.deal_id, "item_no": record.item_no})
 
 
 _PENDING = PendingQuestion.__table__  # type: ignore[attr-defined]
@@ -348,6 +358,8 @@ _ORDER_STATE = (
            func.coalesce(_ORDER_T.c.placed_for, "") == bindparam("placed_for"))
 )
 _DELTA = bindparam("delta", type_=Quantity())
+_INSERT_ORDER = insert(_ORDER_T)
+_INSERT_LINE = insert(_LINE_T)
 
 
 def _counter_update(table: Any, *, guard_open: bool, guard_stock: bool) -> Any:
@@ -464,15 +476,15 @@ def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: 
     quantities = {i: q for i, (_, q) in state.lines.items()} | {item.id or 0: after}
     status = "active" if any(q > 0 for q in quantities.values()) else "cancelled"
     if state.order_id is None:
-        state.order_id = conn.execute(insert(_ORDER_T).values(
-            deal_id=deal.id, member_id=member.id, placed_for=placed_for, note=new_note,
-            status=status, paid=False, picked_up=False, created_at=now, updated_at=now)
-        ).inserted_primary_key[0]  # type: ignore[index]
+        state.order_id = conn.execute(_INSERT_ORDER, {
+            "deal_id": deal.id, "member_id": member.id, "placed_for": placed_for, "note": new_note,
+            "status": status, "paid": False, "picked_up": False, "created_at": now, "updated_at": now,
+        }).inserted_primary_key[0]  # type: ignore[index]
     else:
         conn.execute(_ORDER_SET, {"order_id": state.order_id, "new_status": status,
                                   "new_note": new_note, "now": now})
     if line_id is None:
-        conn.execute(insert(_LINE_T).values(order_id=state.order_id, item_id=item.id, qty=after))
+        conn.execute(_INSERT_LINE, {"order_id": state.order_id, "item_id": item.id, "qty": after})
     else:
         conn.execute(_LINE_SET, {"line_id": line_id, "new_qty": after})
     return OrderChange(deal, item, member, before, after, placed_for)
