@@ -144,5 +144,7 @@ class Dispatcher:
             for _name, filter_, handler in router.routes:
                 data = filter_(turn)
                 if data is not None:
+                    if router.name == "leader":
+                        self._deals.clear()  # a leader command may change any deal's fields
                     return handler(turn, data)
         return Outcome()

@@ -79,34 +79,42 @@ def jielong(turn: Turn, jl: Jielong) -> Outcome:
     # A number written twice in one list means its last version.
     latest = {entry.no: entry for entry in jl.entries}
     for entry in latest.values():
-        old = by_no.get(entry.no, [])
-        if entry.text in known_texts:
-            continue  # seen before (perhaps renumbered): counted once already
-        if old and old[0].author_id != turn.member.id:
-            if not (own_name and entry.text.startswith(own_name)):
-                continue  # nobody's message changes another member's line
-            old = []  # two people took the same number at once: this line is the sender's own
+        rows = by_no.get(entry.no, [])
+        old = [row for row in rows if row.author_id == turn.member.id]
+        if old:
+            if old[0].text == entry.text:
+                continue  # the sender's own line, unchanged
+        elif rows and not (own_name and entry.text.startswith(own_name)):
+            continue  # someone else's line: nobody's message changes another member's order
+        elif entry.text in known_texts:
+            continue  # a line seen before under another number (the list was renumbered)
         wanted = _jielong_entry(turn, jl, entry.text, own_name, cat)
         before = {row.item_id or 0: row.qty for row in old}
         results: list[ops.OrderChange | ops.OrderRefusal] = []
+        counted = dict(before)  # what this line stands for once applied (refusals keep before)
         for item_id in dict.fromkeys([*before, *wanted]):
             delta = wanted.get(item_id, ZERO) - before.get(item_id, ZERO)
             if delta == 0:
                 continue
             item = next(it for it in turn.items.get(turn.session, deal.id or 0) if it.id == item_id)
-            results.append(ops.change_order(
+            result = ops.change_order(
                 turn.session, deal, item, turn.member, abs(delta), "add" if delta > 0 else "sub",
                 turn.now, note=None if old else _entry_note(entry.text, own_name, cat),
-                max_qty=Decimal(turn.settings.max_qty_per_line)))
-        if all(isinstance(r, ops.OrderChange) for r in results):
-            for row in old:
-                turn.session.delete(row)
-            by_no[entry.no] = [JielongLine(deal_id=deal.id or 0, no=entry.no, text=entry.text,
-                                           author_id=turn.member.id or 0, item_id=item_id, qty=qty)
-                               for item_id, qty in wanted.items()]
-            turn.session.add_all(by_no[entry.no])
-            turn.session.flush()  # a later line with the same number may replace these rows
-            known_texts.add(entry.text)
+                max_qty=Decimal(turn.settings.max_qty_per_line))
+            if isinstance(result, ops.OrderChange):
+                counted[item_id] = wanted.get(item_id, ZERO)
+            results.append(result)
+        # The line is seen now, refused or not: re-posting the list must not try it again.
+        counted = counted or dict.fromkeys(wanted, ZERO)
+        for row in old:
+            turn.session.delete(row)
+        mine = [JielongLine(deal_id=deal.id or 0, no=entry.no, text=entry.text,
+                            author_id=turn.member.id or 0, item_id=item_id, qty=qty)
+                for item_id, qty in counted.items()]
+        by_no[entry.no] = [row for row in rows if row not in old] + mine
+        turn.session.add_all(mine)
+        turn.session.flush()  # a later line with the same number may replace these rows
+        known_texts.add(entry.text)
         _collect(turn, outcome, deal, results)
     turn.record.deal_id = deal.id
     return outcome
@@ -134,10 +142,16 @@ def _jielong_entry(turn: Turn, jl: Jielong, text: str, own_name: str,
             # A line that names no item orders the deal's only item, or the one in the header.
             in_header = [c for _, _, c in find_items(jl.header, cat)]
             target = cat[0] if len(cat) == 1 or not in_header else in_header[0]
-        qty = ln.qty if ln is not None and ln.qty is not None else ONE
+        qty = ln.qty if ln is not None and ln.qty is not None else _bare_number(body) or ONE
         item_id = next(it.id for it in items if it.no == target.item_no) or 0
         wanted[item_id] = wanted.get(item_id, ZERO) + qty
     return wanted
+
+
+def _bare_number(text: str) -> Decimal | None:
+    """In a 接龙 line, a number standing alone at its end is the quantity ("小b 2")."""
+    m = re.search(r"(?:^|\s)(\d{1,3}(?:\.\d+)?)$", text)
+    return Decimal(m.group(1)) if m and Decimal(m.group(1)) > 0 else None
 
 
 def _entry_note(text: str, own_name: str, cat: list[CatalogItem]) -> str | None:

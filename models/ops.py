@@ -240,8 +240,9 @@ _ITEM_T = Item.__table__  # type: ignore[attr-defined]
 _DEAL_T = Deal.__table__  # type: ignore[attr-defined]
 _ORDER_T = Order.__table__  # type: ignore[attr-defined]
 _LINE_T = OrderLine.__table__  # type: ignore[attr-defined]
-_COUNTS = (core_select(_ITEM_T.c.ordered, _ITEM_T.c.unit).where(_ITEM_T.c.deal_id == bindparam("deal_id"))
-           .order_by(_ITEM_T.c.no))
+_COUNTS = (core_select(_ITEM_T.c.ordered, _ITEM_T.c.unit, _DEAL_T.c.stock.label("deal_stock"))
+           .join(_DEAL_T, _DEAL_T.c.id == _ITEM_T.c.deal_id)
+           .where(_ITEM_T.c.deal_id == bindparam("deal_id")).order_by(_ITEM_T.c.no))
 
 
 def progress(session: Session, deal: Deal) -> Progress:
@@ -258,8 +259,9 @@ def progress(session: Session, deal: Deal) -> Progress:
         same = [t.ordered for t in totals if t.unit in (unit, None)]
         counted = sum(same or [t.ordered for t in totals], ZERO)
     stock_left = None
-    if deal.stock is not None:
-        stock_left = max(deal.stock - sum((t.ordered for t in totals), ZERO), ZERO)
+    stock = totals[0].deal_stock if totals else deal.stock  # read fresh: 补货 may have added
+    if stock is not None:
+        stock_left = max(stock - sum((t.ordered for t in totals), ZERO), ZERO)
     return Progress(counted, deal.threshold, unit, stock_left)
 
 
@@ -541,7 +543,7 @@ def check_milestones(session: Session, deal: Deal, prog: Progress | None = None)
                 _claim(session, deal, "half_announced")
         elif not deal.half_announced and deal.threshold >= 4 and prog.counted * 2 >= deal.threshold:
             found.half = _claim(session, deal, "half_announced")
-    if deal.stock is not None and not deal.soldout_announced and prog.stock_left == 0:
+    if prog.stock_left == 0:  # the flag in memory may predate a 补货: let the UPDATE decide
         found.sold_out = _claim(session, deal, "soldout_announced")
     return found
 

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.types import OutgoingMessage
+from handlers.parsing.text import normalize
 
 T = TypeVar("T")
 
@@ -302,7 +303,7 @@ def malformed_jielong(draw: st.DrawFn) -> str:
     if lines and draw(st.booleans()):
         lines.append(draw(st.sampled_from(lines)))  # a duplicated line
     body = [*header, *lines]
-    if not "".join(body).strip():
+    if not normalize("\n".join(body)):
         # A bare "接龙" is no list but a member's 1-unit order (SPEC §3), and orders add up.
         body = ["山东富士苹果 39.9元/箱"]
     return "\n".join([draw(st.sampled_from(["#接龙", "接龙", "＃接龙", " #接龙 "])), *body])

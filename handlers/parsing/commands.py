@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from handlers.parsing.deal import is_open_command
-from handlers.parsing.wechat import mentions
+from handlers.parsing.wechat import mentions, strip_mentions
 
 CommandKind = Literal["open", "close", "cancel", "extend", "price", "restock", "arrive",
                       "summary", "paid", "picked", "appoint", "revoke"]
@@ -51,7 +51,7 @@ def parse_leader_command(text: str, raw: str | None = None) -> LeaderCommand | N
     """
     if is_open_command(text):
         return LeaderCommand("open", args=text)
-    first = text.split("\n", 1)[0]
+    first = strip_mentions(text.split("\n", 1)[0])  # "@小胡?" is a name, not a question
     if first.endswith(("?", "吗", "么", "呢")):
         return None
     for kind, rx in _COMMANDS:

@@ -77,7 +77,7 @@ _PROGRESS = re.compile(r"(进度|还差(几|多少)|差(几|多少)|成团了(�
                        r"(接|订|卖)了多少|现在多少|几(箱|份|个|单)了|多少(箱|份|单)了)")
 _QUESTION_END = re.compile(r"(\?|吗|么|呢|不|没|没有|嘛|啥)\s*[!。.~]*$")
 _QUESTION_WORD = re.compile(
-    r"(吗|几|多少|什么|啥|怎么|怎样|为什么|为啥|是否|能否|可否|有没有|是不是|能不能|可不可以|"
+    r"(吗|几|多少|什么|啥|谁|怎么|怎样|为什么|为啥|是否|能否|可否|有没有|是不是|能不能|可不可以|"
     r"要不要|会不会|是.{1,12}还是|哪|请问|咨询|(.)不\2)"
 )
 _NOISE = re.compile(r"(同问|同求|同想|我也想(知道|问)|想问|问一下|问下|上次|上回|之前|以前|买过|吃过|"
@@ -101,7 +101,7 @@ _TRIGGER = re.compile(
 _STRONG_ALONE = re.compile(
     r"^(?:那|我|我们|我家|就|也|还|先|那我|再|好的|好|嗯|ok)*"
     r"(?:跟一单|跟单|跟团|跟上|跟|接龙|报名|下单|上车|要|我要|也要|我也要|算我一个|算我一份|算我|加我|加我一个|"
-    r"\+1|\+)(?:一个|一份|一单)?(?:吧|哈|了|呀|啊|哦|谢谢|谢谢团长)*$"
+    r"\+1)(?:一个|一份|一单)?(?:吧|哈|了|呀|啊|哦|谢谢|谢谢团长)*$"
 )
 _NOT_AFTER_YAO = re.compile(r"要(?=不|是|问|看|等|去|说|求|退|换|到|过|吃|做|开|走|给你|多久|几|么|怎)")
 _NOT_AFTER_LAI = re.compile(r"来(?=了|过|的|看|说|问|吗|自)")
@@ -194,8 +194,14 @@ def _is_question(clause: str) -> bool:
 
 def split_clauses(text: str) -> list[str]:
     """Split on sentence punctuation and line breaks, keeping "?" with its clause."""
-    parts = re.split(r"(?<=[?!。;；，,\n])|(?<=[^\d])\.(?!\d)|(?<=\d)\.(?!\d)", text)
+    parts = re.split(r"(?<=[?!。;；，,\n])|(?<=[^\d])\.(?!\d)|(?<=\d)\.(?!\d)|(?<=[吗呢嘛])\s+", text)
     return [p.strip(" ,，、。;；!\n") for p in parts if p.strip(" ,，、。;；!\n")]
+
+
+_CN_DIGITS = "一二两三四五六七八九十半俩仨"
+# Characters that are grammar, not product names, even when a product's name contains them.
+_NOT_NAME_CHARS = set("要来买订定跟加拿带留我你他她的了也都再还就是一二两三四五六七八九十半个份箱盒袋斤包瓶"
+                      "只串板件条块桶罐提套单组颗支根把片杯听大小新鲜特级精品各共")
 
 
 def find_items(text: str, catalog: Sequence[CatalogItem]) -> list[tuple[int, int, CatalogItem]]:
@@ -220,17 +226,28 @@ def find_items(text: str, catalog: Sequence[CatalogItem]) -> list[tuple[int, int
                 for m in re.finditer(re.escape(frag), text):
                     candidates.append((m.start(), m.end(), length, item))
         if name:
-            head = name[-1]
-            for m in re.finditer(re.escape(head) + "子", text):
+            # "橙子" for 脐橙, "芒果" for 贵妃芒, "桃子" for 水蜜桃.
+            for m in re.finditer(re.escape(name[-1]) + "[子果]", text):
                 candidates.append((m.start(), m.end(), 1, item))
+    # A single character that only one item's name holds, written right before a quantity
+    # ("饺子皮2斤 馅1斤"), names that item.
+    for m in re.finditer(rf"([\u4e00-\u9fff])(?=\s*(?:\d|[{_CN_DIGITS}]|[x×*+]))", text):
+        ch = m.group(1)
+        if ch in _NOT_NAME_CHARS:
+            continue
+        owners = {c.name for c in catalog if ch in c.name}
+        if len(owners) == 1:
+            item = next(c for c in catalog if ch in c.name)
+            candidates.append((m.start(), m.end(), 1, item))
     # A fragment that several differently named items share is no evidence for any of them.
-    by_span: dict[tuple[int, int], set[str]] = {}
-    for start, end, _, item in candidates:
-        by_span.setdefault((start, end), set()).add(item.name)
+    # (A weaker match of the same span, "贝果" as 肉松小贝's 贝 + 果, yields to a stronger one.)
+    by_span: dict[tuple[int, int, int], set[str]] = {}
+    for start, end, strength, item in candidates:
+        by_span.setdefault((start, end, strength), set()).add(item.name)
     candidates.sort(key=lambda c: (-c[2], c[0]))
     taken: list[tuple[int, int, CatalogItem]] = []
-    for start, end, _, item in candidates:
-        if len(by_span[(start, end)]) > 1:
+    for start, end, strength, item in candidates:
+        if len(by_span[(start, end, strength)]) > 1:
             continue
         if any(start < e and s < end for s, e, _ in taken):
             continue

@@ -46,7 +46,7 @@ def normalize(text: str, *, lower: bool = True) -> str:
     text = _SPACES.sub(" ", text)
     if not text.isascii():
         text = _T2S.convert(text.translate(_SIGNS))
-        text = "".join(ch for ch in text if not _is_symbol(ch))
+    text = "".join(ch for ch in text if not _is_symbol(ch))
     if lower:
         text = text.lower()
     return "\n".join(line.strip() for line in text.split("\n")).strip()
