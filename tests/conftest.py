@@ -17,7 +17,7 @@ if os.environ.get("CI"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chat import Chat
+from chat import Chat  # noqa: E402
 
 
 @pytest.fixture
