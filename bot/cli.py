@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
     except (OSError, ValueError) as exc:
         return _fail(f"config: {exc}")
-    return int(args.func(args, settings))
+    try:
+        return int(args.func(args, settings))
+    except BrokenPipeError:  # "tuangou replay x.txt | head": the reader has gone, stop quietly
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
