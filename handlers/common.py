@@ -12,6 +12,7 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
+from bot.render import fmt_qty
 from bot.types import Ack, DealProgress, IncomingMessage, Reply
 from handlers.parsing.times import format_time
 from handlers.parsing.wechat import Quote, strip_mentions
@@ -229,6 +230,4 @@ def progress_snapshot(deal: Deal, p: ops.Progress) -> DealProgress:
 
 def lines_text(lines: tuple[tuple[Any, Decimal], ...], single: bool) -> str:
     """"3箱" for a single-item deal, "富士苹果2箱 赣南脐橙1箱" otherwise."""
-    from bot.render import fmt_qty
-
     return " ".join(("" if single else it.name) + fmt_qty(q) + (it.unit or "") for it, q in lines)

@@ -206,20 +206,31 @@ def member_message(turn: Turn, _: bool) -> Outcome:
     return _apply_text(turn, turn.plain, scope)
 
 
+RECENTLY_CLOSED = timedelta(days=3)  # how long an order for a closed deal is answered
+
+
+def _recently_closed(turn: Turn) -> list[int]:
+    assert turn.room is not None
+    return turn.deals.recently_closed(turn.session, turn.room.id or 0, turn.now - RECENTLY_CLOSED)
+
+
+def _closed_ack(turn: Turn, deal: Deal) -> Outcome:
+    """"#3 已截团": the order came too late for this deal."""
+    return Outcome(acks=[turn.ack("refused", {
+        "reason": "closed", "deal_id": deal.id, "title": deal.title,
+        "status_text": CLOSED_TEXT.get(deal.status, deal.status)})])
+
+
 def _closed_refusal(turn: Turn) -> Outcome:
     """An order sent after every deal of the room closed: say so, with the deal number."""
-    assert turn.room is not None
-    recent = [d for d in ops.recent_deals(turn.session, turn.room, 3)
-              if d.closed_at is not None and turn.now - d.closed_at <= timedelta(days=3)]
-    if not recent:
+    closed = _recently_closed(turn)
+    deal = turn.deal(closed[0]) if closed else None
+    if deal is None:
         return Outcome()
-    intent = parse_member_message(turn.plain, catalog_of(turn, recent[:1]))
-    if not isinstance(intent, OrderIntent) or (intent.kind == "cancel" and recent[0].status == "cancelled"):
+    intent = parse_member_message(turn.plain, catalog_of(turn, [deal]))
+    if not isinstance(intent, OrderIntent) or (intent.kind == "cancel" and deal.status == "cancelled"):
         return Outcome()
-    deal = recent[0]
-    return Outcome(acks=[turn.ack("refused", {"reason": "closed", "deal_id": deal.id,
-                                              "status_text": CLOSED_TEXT.get(deal.status, deal.status),
-                                              "title": deal.title})])
+    return _closed_ack(turn, deal)
 
 
 def _quoted_scope(turn: Turn, catalog: list[CatalogItem]) -> list[CatalogItem] | None:
@@ -313,17 +324,13 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
     if not scope.quoted and intent.deal_no is None and any(ln.item is None for ln in intent.lines):
         closed = _names_closed_deal(turn, text, catalog)
         if closed is not None:
-            return Outcome(acks=[turn.ack("refused", {
-                "reason": "closed", "deal_id": closed.id, "title": closed.title,
-                "status_text": CLOSED_TEXT.get(closed.status, closed.status)})])
+            return _closed_ack(turn, closed)
     if intent.deal_no is not None:
         catalog = [c for c in catalog if c.deal_id == intent.deal_no]
         if not catalog:
             deal = turn.deal(intent.deal_no)
             if deal is not None and turn.room is not None and deal.room_id == turn.room.id:
-                return Outcome(acks=[turn.ack("refused", {
-                    "reason": "closed", "deal_id": deal.id, "title": deal.title,
-                    "status_text": CLOSED_TEXT.get(deal.status, deal.status)})])
+                return _closed_ack(turn, deal)
             return Outcome()
     deal_ids = list(dict.fromkeys(c.deal_id for c in catalog))
     named = {ln.item.deal_id for ln in intent.lines if ln.item is not None}
@@ -391,9 +398,7 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
 def _names_closed_deal(turn: Turn, text: str, catalog: list[CatalogItem]) -> Deal | None:
     """A recently closed deal whose item the text names, when no open item is named
     ("酸奶还能要吗？来3瓶" after the yoghurt deal closed must not land on the eggs)."""
-    assert turn.room is not None
-    closed_ids = turn.deals.recently_closed(turn.session, turn.room.id or 0,
-                                            turn.now - timedelta(days=3))
+    closed_ids = _recently_closed(turn)
     if not closed_ids:
         return None
     closed_cat = [CatalogItem(d, it.no, it.name, it.unit, 1)

@@ -226,12 +226,6 @@ class Progress:
     stock_left: Decimal | None
 
     @property
-    def missing(self) -> Decimal:
-        if self.threshold is None:
-            return ZERO
-        return max(self.threshold - self.counted, ZERO)
-
-    @property
     def reached(self) -> bool:
         return self.threshold is None or self.counted >= self.threshold
 
@@ -325,7 +319,6 @@ class Milestones:
     half: bool = False
     succeeded: bool = False
     sold_out: bool = False
-    names: list[str] = field(default_factory=list)
 
 
 def member_orders(session: Session, deal_id: int, member: Member) -> list[Order]:
