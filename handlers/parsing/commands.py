@@ -49,6 +49,8 @@ def parse_leader_command(text: str, raw: str | None = None) -> LeaderCommand | N
     Returns:
         The command, or None when the message is not one (questions never are).
     """
+    # "@团购助手 截团": a leading @mention of the bot (or anyone) is not part of the command.
+    text = re.sub(r"^(?:@[^\s@]{1,32}\s+)+", "", text)
     if is_open_command(text):
         return LeaderCommand("open", args=text)
     first = strip_mentions(text.split("\n", 1)[0])  # "@小胡?" is a name, not a question

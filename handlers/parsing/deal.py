@@ -11,7 +11,7 @@ from handlers.parsing.numbers import NUMERAL, UNITS, RangeError, parse_numeral
 from handlers.parsing.times import ParsedTime, parse_time
 
 _UNIT_RE = "|".join(re.escape(u) for u in UNITS)
-OPEN_RE = re.compile(r"^[#＃【\[]?[ \t]*(?:开团|新团|开个团)(?:啦|了|喽|咯)?[ \t]*[】\]]?[ \t]*[:：!！]?[ \t]*")
+OPEN_RE = re.compile(r"^(?:@[^\s@]{1,32}\s+)*[#＃【\[]?[ \t]*(?:开团|新团|开个团)(?:啦|了|喽|咯)?[ \t]*[】\]]?[ \t]*[:：!！]?[ \t]*")
 _PRICE_RE = re.compile(
     rf"[¥￥]?\s*(?P<price>\d+(?:\.\d+)?)\s*(?:元|块钱|块|rmb|¥)\s*(?:(?:/|每|一)\s*(?P<unit>{_UNIT_RE}))?"
     rf"|[¥￥]\s*(?P<price2>\d+(?:\.\d+)?)\s*(?:/\s*(?P<unit2>{_UNIT_RE}))?"

@@ -101,3 +101,14 @@ NOT_COMMANDS = [
 def test_not_a_leader_command(raw: str) -> None:
     got = parse_leader_command(normalize(raw), raw)
     assert got is None, f"{raw!r}: expected None, got {got}"
+
+
+@pytest.mark.parametrize(("raw", "kind"), [
+    ("@团购助手 截团", "close"),
+    ("@团购助手\u2005开团 土鸡蛋 30元/板 明晚八点截团", "open"),
+    ("@团购助手 @王团长 汇总", "summary"),
+])
+def test_a_leading_mention_is_not_part_of_the_command(raw: str, kind: str) -> None:
+    cmd = parse_leader_command(normalize(raw), raw)
+    assert cmd is not None
+    assert cmd.kind == kind
