@@ -6,7 +6,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -62,5 +62,8 @@ def load_settings(path: Path | None = None) -> Settings:
         "leaders": leaders,
     }
     settings = Settings(**kwargs)
-    settings.tz  # fail early on an unknown zone  # noqa: B018
+    try:
+        settings.tz  # noqa: B018  (fail at start, not at the first message)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {settings.timezone!r}") from exc
     return settings
