@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import settings
 
 # CI runs the property tests on a fixed sequence of examples: a red CI must be reproducible.
@@ -20,10 +22,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chat import Chat  # noqa: E402
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A fresh SQLite file per test."""
-    return f"sqlite:///{tmp_path / 'test.db'}"
+PG_URL = os.environ.get("TUANGOU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_available() -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    try:
+        engine = sa.create_engine(PG_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # any failure to connect means "not here"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database per test: a SQLite file, or a PostgreSQL schema of its own.
+
+    CI sets TUANGOU_REQUIRE_PG=1 (it starts PostgreSQL), so there a missing server fails the
+    run; on a developer machine without one the PostgreSQL half is skipped, saying why.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    problem = _pg_available()
+    if problem is not None:
+        if os.environ.get("TUANGOU_REQUIRE_PG"):
+            pytest.fail(f"PostgreSQL required but not reachable at {PG_URL}: {problem}")
+        pytest.skip(f"no PostgreSQL at {PG_URL} ({problem})")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 @pytest.fixture
