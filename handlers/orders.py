@@ -336,7 +336,7 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
     named = {ln.item.deal_id for ln in intent.lines if ln.item is not None}
     if named:
         deal_ids = [d for d in deal_ids if d in named]
-    if intent.kind in ("cancel", "set", "sub") and len(deal_ids) > 1:
+    if (intent.kind in ("cancel", "set", "sub") or intent.more) and len(deal_ids) > 1:
         mine = [d for d in deal_ids if any(o.status == "active" for o in
                                           ops.member_orders(turn.session, d, turn.member))]
         deal_ids = mine or deal_ids
@@ -370,7 +370,7 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
                     lines.append((items[0] if len(items) == 1 else None, ln.qty))
                 else:
                     own_items = _my_items(turn, deal, items)
-                    if intent.kind not in ("set", "sub") or len(own_items) != 1:
+                    if (intent.kind == "order" and not intent.more) or len(own_items) != 1:
                         return _ask(turn, text, [deal_id], _which_item(items))
                     lines.append((own_items[0], ln.qty))
         if intent.kind == "cancel":

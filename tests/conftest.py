@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chat import Chat  # noqa: E402
 
-
 PG_URL = os.environ.get("TUANGOU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from handlers.parsing.numbers import NUMERAL, UNITS, RangeError, parse_numeral
+from handlers.parsing.numbers import NUMERAL, UNIT_RE, RangeError, parse_numeral
 from handlers.parsing.times import ParsedTime, parse_time
 
-_UNIT_RE = "|".join(re.escape(u) for u in UNITS)
+_UNIT_RE = UNIT_RE
 OPEN_RE = re.compile(r"^(?:@[^\s@]{1,32}\s+)*[#＃【\[]?[ \t]*(?:开团|新团|开个团)(?:啦|了|喽|咯)?[ \t]*[】\]]?[ \t]*[:：!！]?[ \t]*")
 _PRICE_RE = re.compile(
     rf"[¥￥]?\s*(?P<price>\d+(?:\.\d+)?)\s*(?:元|块钱|块|rmb|¥)\s*(?:(?:/|每|一)\s*(?P<unit>{_UNIT_RE}))?"

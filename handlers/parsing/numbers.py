@@ -5,6 +5,7 @@ Pure functions; the order parser decides which number in a message is a quantity
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 DIGITS: dict[str, int] = {
@@ -95,3 +96,6 @@ UNITS = sorted(
     key=len,
     reverse=True,
 )
+# The unit alternatives as a regex. An ASCII unit must end its word: "1201 Lisa" is a room
+# and a name, not 1201 litres.
+UNIT_RE = "|".join(re.escape(u) + (r"(?![A-Za-z])" if u.isascii() else "") for u in UNITS)

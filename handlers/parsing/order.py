@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from handlers.parsing.numbers import NUMERAL, UNITS, RangeError, parse_numeral
+from handlers.parsing.numbers import NUMERAL, UNIT_RE, RangeError, parse_numeral
 from handlers.parsing.wechat import strip_mentions
 
-_UNIT_RE = "|".join(re.escape(u) for u in UNITS if u != "单") + r"|单(?![元号])"
+# "单元" is part of an address and "单号" an order number; "一单" is one order.
+_UNIT_RE = UNIT_RE.replace("|单|", "|") + r"|单(?![元号])"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class OrderIntent:
     all_items: bool = False
     note: str | None = None
     placed_for: str | None = None
+    more: bool = False  # "再加两个": more of what the member already has
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ _CHANGE_HINT = re.compile(r"^(?:我|那)?(?:改|修改|更改|更正|改动)(?:�
 _SET = re.compile(r"(?:改成|改为|改到|换成|修改为|改|变成|调成|调整为|更正为|更改为)")
 _SUB = re.compile(r"(?:减掉|减去|减少|减|少要|少订|少来|去掉|扣掉)")
 _ADD = re.compile(r"(?:再加|追加|加|再来|再要|再订|多要|多来)")
+_MORE = re.compile(r"(?:再加|追加|再来|再要|再订|多要|多来)")
 # Verbs that make a clause an order when they stand before a quantity, an item or the end.
 _TRIGGER = re.compile(
     r"(跟一单|跟单|跟团|跟上|接龙|报名|下单|拍一单|来一单|算我|加我|预定|预订|订|定|买|要|来|拿|带|留|加|抢|占|"
@@ -386,6 +389,7 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
     notes: list[str] = []
     all_items = False
     change_hint = False
+    more = False
     for clause in split_clauses(text):
         if _is_question(clause) or _NOISE.search(clause):
             continue
@@ -464,6 +468,7 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
         if clause_kind != "order":
             kind = clause_kind
         all_items = all_items or has_all
+        more = more or bool(_MORE.search(masked))
         clause_lines = _pair(refs, qtys, has_all) or [OrderLine(None, None)]
         if has_all and not refs:
             clause_lines = [OrderLine(None, clause_lines[0].qty)]
@@ -477,4 +482,4 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
     if placed_for:
         note = _clean_note(f"代{placed_for} {note}")
     return OrderIntent(kind, tuple(lines), deal_no=deal_no, all_items=all_items,
-                       note=note or None, placed_for=placed_for)
+                       note=note or None, placed_for=placed_for, more=more)

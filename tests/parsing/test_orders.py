@@ -645,3 +645,23 @@ def test_enough_distinct_utterances() -> None:
     texts = [p.values[0] for p in ONE_UNIT + QUANTITY + SEVERAL + CHANGES + CANCELS + BEHALF + NOTES]
     texts += NOISE_APPLE + [t for t, _ in NOISE_OTHER] + [t for t, _, _ in STATUS] + NOT_STATUS
     assert len(set(texts)) >= 300
+
+
+@pytest.mark.parametrize(("raw", "qty", "note"), [
+    ("3号楼1201 Lisa 3袋", Decimal(3), "3号楼1201 lisa"),
+    ("702 Lucy 要一斤", Decimal(1), "702 lucy"),
+    ("1201 Grace 两袋", Decimal(2), "1201 grace"),
+])
+def test_a_latin_name_after_a_number_is_no_unit(raw: str, qty: Decimal, note: str) -> None:
+    intent = parse_member_message(normalize(raw), RICE)
+    assert isinstance(intent, OrderIntent)
+    assert [ln.qty for ln in intent.lines] == [qty]
+    assert intent.note == note
+
+
+@pytest.mark.parametrize(("raw", "more"), [("再加两个", True), ("再来一份", True), ("追加2袋", True),
+                                           ("要两个", False), ("加我一份", False)])
+def test_more_marks_an_addition_to_what_the_member_has(raw: str, more: bool) -> None:
+    intent = parse_member_message(normalize(raw), FRUIT)
+    assert isinstance(intent, OrderIntent)
+    assert intent.more is more
