@@ -70,6 +70,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    """Bring the configured database to the newest schema."""
+    from models.db import create_schema, make_engine
+
+    url = args.db or settings.database_url
+    engine = make_engine(url)
+    try:
+        create_schema(engine)
+    finally:
+        engine.dispose()
+    print(f"tuangou: {engine.url.render_as_string(hide_password=True)} is at the newest schema")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tuangou", description="Community group-buy bot")
     parser.add_argument("--config", type=Path, help="config.toml (default ./config.toml)")
@@ -84,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json", "csv", "xlsx"], required=True)
     p.add_argument("-o", "--output")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("db", help="database maintenance")
+    db_sub = p.add_subparsers(dest="db_command", required=True)
+    p = db_sub.add_parser("upgrade", help="apply the migrations (creates the schema if new)")
+    p.add_argument("--db", help="database URL (default: config.toml's)")
+    p.set_defaults(func=cmd_db_upgrade)
     p = sub.add_parser("run", help="run the bot")
     p.add_argument("--db", help="database URL")
     p.set_defaults(func=cmd_run)
