@@ -24,6 +24,7 @@ from models.tables import Deal, Member, ProcessedMessage, Room
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 20_000  # longer messages are cut before parsing; nobody orders in a novel
+MAX_ATTEMPTS = 3  # a transaction that lost a race on a unique key is run again
 
 
 class Dispatcher:
@@ -58,30 +59,42 @@ class Dispatcher:
             await self._outbox.send_reply(reply)
 
     def handle(self, msg: IncomingMessage) -> Outcome | None:
-        """Run the handler in one transaction; None for a duplicate message id.
+        """Run the handler in one transaction; None for a message id handled before.
 
-        The processed-message row is inserted first: on PostgreSQL a second worker holding
-        the same message waits on the unique key and then fails, so exactly one handles it.
+        The processed-message row is inserted in the same transaction as the effects, so a
+        second delivery of the same id (here or in another worker) fails on its key and
+        rolls back whole. Any other conflict (two workers creating the same row at once) is
+        retried from the start: no message is lost to a race.
         """
-        with self._sessions() as session:
-            try:
-                outcome, plans = self._run(session, msg)
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                self._forget_identities()
-                return None  # the same message id was handled already (here or elsewhere)
-            except Exception:
-                session.rollback()
-                self._forget_identities()
-                log.exception("handler failed on message %s; recorded as processed", msg.id)
-                self._record_failed(msg)
-                return None
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            with self._sessions() as session:
+                try:
+                    outcome, plans = self._run(session, msg)
+                    session.commit()
+                    break
+                except IntegrityError:
+                    session.rollback()
+                    self._forget_identities()
+                    if self._already_handled(msg.id):
+                        return None
+                    if attempt == MAX_ATTEMPTS:
+                        log.error("message %s kept conflicting; not handled", msg.id)
+                        return None
+                except Exception:
+                    session.rollback()
+                    self._forget_identities()
+                    log.exception("handler failed on message %s; recorded as processed", msg.id)
+                    self._record_failed(msg)
+                    return None
         for deal_id in outcome.unschedule:
             self._scheduler.drop(deal_id)
         for deal_id, jobs in plans:
             self._scheduler.plan(deal_id, jobs)
         return outcome
+
+    def _already_handled(self, message_id: str) -> bool:
+        with self._sessions() as session:
+            return session.get(ProcessedMessage, message_id) is not None
 
     def _forget_identities(self) -> None:
         # Rows created in a rolled-back transaction must not stay cached.
