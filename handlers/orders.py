@@ -319,6 +319,8 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
     intent = parse_member_message(text, catalog)
     if intent is None:
         return Outcome()
+    if isinstance(intent, OrderIntent) and not intent.explicit and turn.is_leader:
+        return Outcome()  # "68一只", "今天就8斤": a leader describing the deal, not ordering
     if isinstance(intent, Ambiguous):
         return Outcome(acks=[turn.ack("question", {"question": "要几份？请写一个具体数量，比如「要2份」"})])
     if not scope.quoted and intent.deal_no is None and any(ln.item is None for ln in intent.lines):

@@ -54,6 +54,7 @@ class OrderIntent:
     note: str | None = None
     placed_for: str | None = None
     more: bool = False  # "再加两个": more of what the member already has
+    explicit: bool = False  # an order verb was written (a leader's bare "8斤" is no order)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ _QUESTION_WORD = re.compile(
     r"要不要|会不会|是.{1,12}还是|哪|请问|咨询|(.)不\2)"
 )
 _NOISE = re.compile(r"(同问|同求|同想|我也想(知道|问)|想问|问一下|问下|上次|上回|之前|以前|买过|吃过|"
-                    r"拼单|团长说|楼上说|说得对|赞同|同意|附议)")
+                    r"拼单|团长说|楼上说|说得对|赞同|同意|附议|就是\s*[\d一两二三四五六七八九十])")  # "跟一单就是1斤" explains
 _CANCEL = re.compile(
     r"^(?:那|我|就|先|还是|算了|啊|哦|嗯|呃|唉|要不)*"
     r"(?:取消|撤单|撤了|撤掉|撤销|撤|退单|退出|不要了|不要啦|不要|不跟了|不跟|不买了|不买|不订了|不定了|"
@@ -91,8 +92,9 @@ _CANCEL = re.compile(
     r"(?:订单|吧|了|啦|哈|哦|呀|吧谢谢|谢谢)*$"
 )
 _MY_ORDER_WORDS = re.compile(r"(?:我的|我那|我这|这|那)(?:订单|单子|一单|单)|订单|单子")
-_CHANGE_HINT = re.compile(r"^(?:我|那)?(?:改|修改|更改|更正|改动)(?:一下|下)?(?:吧|哈)?$")
-_SET = re.compile(r"(?:改成|改为|改到|换成|修改为|改|变成|调成|调整为|更正为|更改为)")
+_CHANGE_HINT = re.compile(r"^(?:我|那|哦|啊|不好意思)?(?:改|修改|更改|更正|改动|打错了|写错了|说错了|搞错了|发错了|"
+                          r"错了|不对)(?:一下|下)?(?:吧|哈|啊|哦)?$")
+_SET = re.compile(r"(?:改成|改为|改到|换成|修改为|改|变成|调成|调整为|更正为|更改为|打错了|写错了|说错了)")
 _SUB = re.compile(r"(?:减掉|减去|减少|减|少要|少订|少来|去掉|扣掉)")
 _ADD = re.compile(r"(?:再加|追加|加|再来|再要|再订|多要|多来)")
 _MORE = re.compile(r"(?:再加|追加|再来|再要|再订|多要|多来)")
@@ -114,7 +116,13 @@ _ADDRESS = re.compile(
     rf"(?:{NUMERAL})\s*(?:号楼|栋|幢|单元|楼|层|室|座|期|区|号院|号门|号房|门)"
     r"|\d+(?:-\d+)+|(?<![\d.])\d{3,}(?![\d.])(?!\s*(?:" + _UNIT_RE + r"))"
 )
-_PRICE = re.compile(r"\d+(?:\.\d+)?\s*(?:元|块钱|rmb)(?:\s*/\s*\S)?|\d+\.\d+\s*块|\d+\s*块\s*/\s*\S")
+_PRICE = re.compile(
+    r"\d+(?:\.\d+)?\s*(?:元|块钱|rmb)(?:\s*/\s*\S)?|\d+\.\d+\s*块|\d+\s*块\s*/\s*\S"
+    # "68一只", "6.8一斤": a price for one unit, not an order of one
+    rf"|(?<![\d.])\d+(?:\.\d+)?(?:一|每)(?:{_UNIT_RE})"
+    # "5斤装", "500克装": a pack size
+    rf"|(?:{NUMERAL})\s*(?:{_UNIT_RE})\s*装"
+)
 _TIME_SPAN = re.compile(
     rf"(?:{NUMERAL})\s*(?:点|时|:\d{{2}}|月|分钟|小时|天|周)|(?:{NUMERAL})(?:号|日)(?=\s*(?:到|送|前|后|截|之))"
 )
@@ -390,6 +398,8 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
     all_items = False
     change_hint = False
     more = False
+    explicit = False
+    cancel_lines: list[OrderLine] | None = None
     for clause in split_clauses(text):
         if _is_question(clause) or _NOISE.search(clause):
             continue
@@ -418,8 +428,8 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
         # Cancels: the whole clause is a cancel word, or "<item>不要了", "我那单不要了".
         bare = _FILLER.sub("", _MY_ORDER_WORDS.sub("", masked.replace("\x01", ""))).strip()
         if (bare or refs) and _CANCEL.match(bare or "x"):
-            cancel = [_line(r, None) for _, r in refs] or [OrderLine(None, None)]
-            return OrderIntent("cancel", tuple(cancel), deal_no=deal_no)
+            cancel_lines = [_line(r, None) for _, r in refs] or [OrderLine(None, None)]
+            continue
         try:
             qtys = _quantities(masked, deal_unit)
         except RangeError:
@@ -469,6 +479,7 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
             kind = clause_kind
         all_items = all_items or has_all
         more = more or bool(_MORE.search(masked))
+        explicit = explicit or trigger is not None or clause_kind != "order" or not qtys
         clause_lines = _pair(refs, qtys, has_all) or [OrderLine(None, None)]
         if has_all and not refs:
             clause_lines = [OrderLine(None, clause_lines[0].qty)]
@@ -476,10 +487,16 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
         # Addresses and times were masked for parsing; they belong in the note as written.
         kept = "".join(c if r == "\x00" else r for c, r in zip(clause, residue, strict=True))
         notes.append(" ".join(w for w in kept.split() if not _in_names(w, catalog)))
+    if cancel_lines is not None:
+        if not lines:
+            return OrderIntent("cancel", tuple(cancel_lines), deal_no=deal_no, explicit=True)
+        if all(ln.item is None and ln.item_no is None for ln in cancel_lines):
+            # "取消了，那水饺要两袋" / "不要了，重新来两袋": what follows is the new total.
+            kind, explicit = "set", True
     if not lines:
         return None
     note = _clean_note(" ".join(notes))
     if placed_for:
         note = _clean_note(f"代{placed_for} {note}")
     return OrderIntent(kind, tuple(lines), deal_no=deal_no, all_items=all_items,
-                       note=note or None, placed_for=placed_for, more=more)
+                       note=note or None, placed_for=placed_for, more=more, explicit=explicit)

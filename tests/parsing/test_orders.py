@@ -665,3 +665,33 @@ def test_more_marks_an_addition_to_what_the_member_has(raw: str, more: bool) -> 
     intent = parse_member_message(normalize(raw), FRUIT)
     assert isinstance(intent, OrderIntent)
     assert intent.more is more
+
+
+@pytest.mark.parametrize("raw", ["6.8一斤，明晚8点截", "268一箱", "300g一份，79一份", "30枚一盒，38一盒",
+                                 "5斤装", "猪肉荠菜，18一袋，一袋30个", "500克一袋，26一袋"])
+def test_a_price_or_pack_size_is_no_order(raw: str) -> None:
+    intent = parse_member_message(normalize(raw), PORK)
+    assert intent is None or (isinstance(intent, OrderIntent) and not intent.explicit)
+
+
+@pytest.mark.parametrize(("raw", "qty"), [("打错了，是6斤", 6), ("不对，3斤", 3), ("说错了，要3斤", 3),
+                                          ("打错了是1.5斤", 1.5)])
+def test_a_self_correction_sets_the_quantity(raw: str, qty: float) -> None:
+    intent = parse_member_message(normalize(raw), PORK)
+    assert isinstance(intent, OrderIntent)
+    assert intent.kind == "set"
+    assert [ln.qty for ln in intent.lines] == [Decimal(str(qty))]
+
+
+def test_cancel_then_an_order_is_the_new_total() -> None:
+    intent = parse_member_message(normalize("哦取消了，那水饺要两袋"), DUMPLING)
+    assert isinstance(intent, OrderIntent)
+    assert (intent.kind, [ln.qty for ln in intent.lines]) == ("set", [Decimal(2)])
+
+
+@pytest.mark.parametrize(("raw", "explicit"), [("今天就8斤", False), ("两斤", False), ("要两斤", True),
+                                               ("+1", True), ("跟一单", True)])
+def test_explicit_tells_an_order_verb_from_a_bare_quantity(raw: str, explicit: bool) -> None:
+    intent = parse_member_message(normalize(raw), PORK)
+    assert isinstance(intent, OrderIntent)
+    assert intent.explicit is explicit
