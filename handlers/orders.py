@@ -24,7 +24,7 @@ from handlers.parsing.order import (
 from handlers.parsing.text import normalize
 from handlers.parsing.wechat import Jielong, parse_jielong
 from models import ops
-from models.tables import Deal, Item, JielongLine, PendingQuestion, ProcessedMessage
+from models.tables import Deal, Item, JielongLine, Order, PendingQuestion, ProcessedMessage
 
 router: Router[Any] = Router("orders")
 ONE = Decimal(1)
@@ -163,7 +163,8 @@ def _entry_note(text: str, own_name: str, cat: list[CatalogItem]) -> str | None:
     return body or None
 
 
-def _own_order(turn: Turn, deal: Deal) -> Any:
+def _own_order(turn: Turn, deal: Deal) -> Order | None:
+    """The member's order for themselves (not those placed for others)."""
     orders = [o for o in ops.member_orders(turn.session, deal.id or 0, turn.member) if o.placed_for is None]
     return orders[0] if orders else None
 
