@@ -16,6 +16,7 @@ from handlers.parsing.order import (
     Ambiguous,
     CatalogItem,
     OrderIntent,
+    fill_range,
     find_items,
     is_agreement,
     is_question,
@@ -272,6 +273,10 @@ def _answer(turn: Turn, payload: dict[str, Any], catalog: list[CatalogItem]) -> 
     candidates = [c for c in catalog if c.deal_id in payload["deal_ids"]]
     if not candidates:
         return None
+    if payload.get("range"):
+        # "虾来两三盒" was asked about; "那就三盒吧" gives the number.
+        filled = fill_range(payload["text"], turn.plain)
+        return _apply_text(turn, filled, _Scope(candidates)) if filled else None
     own = parse_member_message(turn.plain, candidates)
     if isinstance(own, OrderIntent) and any(ln.qty is not None for ln in own.lines):
         return None  # a complete order of its own; handle it as such
@@ -302,12 +307,14 @@ def _answer(turn: Turn, payload: dict[str, Any], catalog: list[CatalogItem]) -> 
     return _apply_text(turn, payload["text"], _Scope(scope, quoted=True))
 
 
-def _ask(turn: Turn, text: str, deal_ids: list[int], question: str) -> Outcome:
+def _ask(turn: Turn, text: str, deal_ids: list[int], question: str, *,
+         range_: bool = False) -> Outcome:
+    """Ask, and remember the order so that the member's next message can complete it."""
     assert turn.room is not None
+    payload = {"text": text, "deal_ids": deal_ids, "range": range_}
     turn.session.add(PendingQuestion(room_id=turn.room.id or 0, member_id=turn.member.id or 0,
                                      asked_at=turn.now,
-                                     payload=json.dumps({"text": text, "deal_ids": deal_ids},
-                                                        ensure_ascii=False)))
+                                     payload=json.dumps(payload, ensure_ascii=False)))
     return Outcome(acks=[turn.ack("question", {"question": question})])
 
 
@@ -323,7 +330,8 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
     if isinstance(intent, OrderIntent) and not intent.explicit and turn.is_leader:
         return Outcome()  # "68一只", "今天就8斤": a leader describing the deal, not ordering
     if isinstance(intent, Ambiguous):
-        return Outcome(acks=[turn.ack("question", {"question": "要几份？请写一个具体数量，比如「要2份」"})])
+        return _ask(turn, text, list(dict.fromkeys(c.deal_id for c in catalog)),
+                    "要几份？请写一个具体数量，比如「要2份」", range_=True)
     if not scope.quoted and intent.deal_no is None and any(ln.item is None for ln in intent.lines):
         closed = _names_closed_deal(turn, text, catalog)
         if closed is not None:

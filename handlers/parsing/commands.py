@@ -16,7 +16,7 @@ CommandKind = Literal["open", "close", "cancel", "extend", "price", "restock", "
 _COMMANDS: list[tuple[CommandKind, re.Pattern[str]]] = [
     ("appoint", re.compile(r"^(?:设置团长|设为团长|添加团长|任命团长)(?P<rest>.*)$")),
     ("revoke", re.compile(r"^(?:取消团长|撤销团长|移除团长|删除团长)(?P<rest>.*)$")),
-    ("close", re.compile(r"^(?:截团|截单|结束团购|提前截团)(?P<rest>\s*(?:#\s*\d+)?\s*)$")),
+    ("close", re.compile(r"^(?:现在|马上|提前|立即)?(?:截团|截单|结束团购)(?:了|啦|吧)?(?P<rest>\s*(?:#\s*\d+)?\s*)$")),
     ("cancel", re.compile(r"^(?:取消团购|取消团|撤团)(?P<rest>(?:\s|#|$).*)$")),
     ("extend", re.compile(r"^(?:延期|延长截团|推迟截团|延长|截团改到|截团时间改为)(?P<rest>(?:\s|#|到|至).*)$")),
     ("price", re.compile(r"^(?:改价|调价|价格改为)(?P<rest>(?:\s|#).*)$")),
@@ -53,6 +53,11 @@ def parse_leader_command(text: str, raw: str | None = None) -> LeaderCommand | N
     text = re.sub(r"^(?:@[^\s@]{1,32}\s+)+", "", text)
     if is_open_command(text):
         return LeaderCommand("open", args=text)
+    # "#1 截团": the deal number may come first.
+    lead = re.match(r"^#\s*(\d+)\s+(?=\S)", text)
+    if lead:
+        cmd = parse_leader_command(text[lead.end():] + " #" + lead.group(1), raw)
+        return cmd
     first = strip_mentions(text.split("\n", 1)[0])  # "@小胡?" is a name, not a question
     if first.endswith(("?", "吗", "么", "呢")):
         return None

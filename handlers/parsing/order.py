@@ -74,7 +74,7 @@ class StatusQuery:
 
 # --- vocabulary -------------------------------------------------------------------------
 
-_MINE = re.compile(r"(我的(订单|单子|单|团购)|查单|查订单|查一下我|我(买|订|定|要|下|拍)了?(啥|什么|哪些|多少|几)|我的购买)")
+_MINE = re.compile(r"(我的(订单|单子|单|团购)|查单|查订单|查一下我|查下我|我都?(买|订|定|要|下|拍)了?些?(啥|什么|哪些|多少|几)|我的购买)")
 _STATUS_NOT = re.compile(r"(取消|撤|不要|删)")
 _PROGRESS = re.compile(r"(进度|还差(几|多少)|差(几|多少)|成团了(吗|没)|成团没|够了(吗|没)|"
                        r"(接|订|卖)了多少|现在多少|几(箱|份|个|单)了|多少(箱|份|单)了)")
@@ -86,12 +86,12 @@ _QUESTION_WORD = re.compile(
 _NOISE = re.compile(r"(同问|同求|同想|我也想(知道|问)|想问|问一下|问下|上次|上回|之前|以前|买过|吃过|"
                     r"拼单|团长说|楼上说|说得对|赞同|同意|附议|就是\s*[\d一两二三四五六七八九十])")  # "跟一单就是1斤" explains
 _CANCEL = re.compile(
-    r"^(?:那|我|就|先|还是|算了|啊|哦|嗯|呃|唉|要不)*"
-    r"(?:取消|撤单|撤了|撤掉|撤销|撤|退单|退出|不要了|不要啦|不要|不跟了|不跟|不买了|不买|不订了|不定了|"
+    r"^(?:那|我|就|先|还是|算了|啊|哦|嗯|呃|唉|要不|全部|全都|都|帮我|麻烦)*"
+    r"(?:取消|撤单|撤回|撤了|撤掉|撤销|撤|退单|退出|不要了|不要啦|不要|不跟了|不跟|不买了|不买|不订了|不定了|"
     r"取消订单|删了|删除|删掉)"
     r"(?:订单|吧|了|啦|哈|哦|呀|吧谢谢|谢谢)*$"
 )
-_MY_ORDER_WORDS = re.compile(r"(?:我的|我那|我这|这|那)(?:订单|单子|一单|单)|订单|单子")
+_MY_ORDER_WORDS = re.compile(r"(?:我的|我那|我这|这|那)(?:订单|单子|一单|单|一份|份)|订单|单子")
 _CHANGE_HINT = re.compile(r"^(?:我|那|哦|啊|不好意思)?(?:改|修改|更改|更正|改动|打错了|写错了|说错了|搞错了|发错了|"
                           r"错了|不对)(?:一下|下)?(?:吧|哈|啊|哦)?$")
 _SET = re.compile(r"(?:改成|改为|改到|换成|修改为|改|变成|调成|调整为|更正为|更改为|打错了|写错了|说错了)")
@@ -137,6 +137,8 @@ _QTY = re.compile(
     rf"|(?:\+\s*(?P<plus>\d+|[一二两三四五六七八九十]))"
     rf"|(?:(?P<n>{NUMERAL}|半)\s*(?P<half1>个半)?\s*(?P<unit>{_UNIT_RE})(?P<half2>半)?)"
     # "水饺2 馄饨1": a bare number right after an item name (masked as \x01).
+    # "俩", "仨" on their own: two, three
+    r"|(?:^|(?<=\s))(?P<bare>俩|仨)(?=$|\s|吧|哈|呀|啊|谢谢)"
     rf"|(?<=\x01)\s*(?P<after_item>\d+(?:\.\d+)?|[一两二三四五六七八九十俩仨]+)(?![\d.号楼栋点])(?!\s*(?:{_UNIT_RE}))"
 )
 _RANGE = re.compile(rf"(?:{NUMERAL})\s*(?:到|至|-|~|或)\s*(?:{NUMERAL})\s*(?:{_UNIT_RE})")
@@ -189,6 +191,19 @@ def classify_status(text: str) -> StatusQuery | None:
 _AGREEMENT = re.compile(r"^(?:\+1|\+|同问|同求|我也是|我也想知道|一样|我也想问|same|me too)+[!！.。~]*$")
 
 
+_RANGE_SPAN = re.compile(
+    rf"(?:{NUMERAL})\s*(?:到|至|-|~|或)\s*(?:{NUMERAL})\s*(?:{_UNIT_RE})?|[一两二三四五六七八九]{{2}}\s*(?:{_UNIT_RE})?")
+
+
+def fill_range(text: str, answer: str) -> str | None:
+    """Put the quantity of an answer ("那就三盒吧") where a range stood ("虾来两三盒")."""
+    qty = _QTY.search(answer)
+    span = _RANGE_SPAN.search(text)
+    if qty is None or span is None:
+        return None
+    return text[: span.start()] + qty.group(0) + text[span.end():]
+
+
 def is_agreement(text: str) -> bool:
     """"+1" or "同问" alone: agreeing with what was quoted, an order only if that was one."""
     return bool(_AGREEMENT.match(text.replace(" ", "")))
@@ -212,7 +227,7 @@ def split_clauses(text: str) -> list[str]:
 _CN_DIGITS = "一二两三四五六七八九十半俩仨"
 # Characters that are grammar, not product names, even when a product's name contains them.
 _NOT_NAME_CHARS = set("要来买订定跟加拿带留我你他她的了也都再还就是一二两三四五六七八九十半个份箱盒袋斤包瓶"
-                      "只串板件条块桶罐提套单组颗支根把片杯听大小新鲜特级精品各共")
+                      "只串板件条块桶罐提套单组颗支根把片杯听大小新鲜特级精品各共那这谁啥吧呀哈啊先")
 
 
 def find_items(text: str, catalog: Sequence[CatalogItem]) -> list[tuple[int, int, CatalogItem]]:
@@ -242,14 +257,18 @@ def find_items(text: str, catalog: Sequence[CatalogItem]) -> list[tuple[int, int
                 candidates.append((m.start(), m.end(), 1, item))
     # A single character that only one item's name holds, written right before a quantity
     # ("饺子皮2斤 馅1斤"), names that item.
-    for m in re.finditer(rf"([\u4e00-\u9fff])(?=\s*(?:\d|[{_CN_DIGITS}]|[x×*+]))", text):
-        ch = m.group(1)
+    lone = [m.start(1) for m in re.finditer(
+        rf"([\u4e00-\u9fff])(?=\s*(?:\d|[{_CN_DIGITS}]|[x×*+]|来|要|订|买|拿))", text)]
+    # ... or right after a quantity ("来两袋米").
+    lone += [m.start(1) for m in re.finditer(rf"(?:{NUMERAL})\s*(?:{_UNIT_RE})([\u4e00-\u9fff])", text)]
+    for pos in lone:
+        ch = text[pos]
         if ch in _NOT_NAME_CHARS:
             continue
         owners = {c.name for c in catalog if ch in c.name}
         if len(owners) == 1:
             item = next(c for c in catalog if ch in c.name)
-            candidates.append((m.start(), m.end(), 1, item))
+            candidates.append((pos, pos + 1, 1, item))
     # A fragment that several differently named items share is no evidence for any of them.
     # (A weaker match of the same span, "贝果" as 肉松小贝's 贝 + 果, yields to a stronger one.)
     by_span: dict[tuple[int, int, int], set[str]] = {}
@@ -291,6 +310,8 @@ def _qty_of(m: re.Match[str], deal_unit: str | None) -> Decimal:
         return _num(m.group("plus"))
     if m.group("after_item") is not None:
         return _num(m.group("after_item"))
+    if m.group("bare") is not None:
+        return _num(m.group("bare"))
     qty = _num(m.group("n"))
     if m.group("half1") or m.group("half2"):
         qty += Decimal("0.5")

@@ -11,7 +11,8 @@ from opencc import OpenCC
 # Characters WeChat and phone keyboards slip into messages that carry no meaning:
 # zero-width spaces/joiners, the BOM, word joiner and the variation selectors of emoji.
 _INVISIBLE = dict.fromkeys(
-    [0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0xFE0E, 0xFE0F], None
+    # (U+20E3 is the keycap that turns "3" into the emoji 3️⃣: the digit stays.)
+    [0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0xFE0E, 0xFE0F, 0x20E3], None
 )
 # WeChat puts U+2005 (four-per-em space) after an @mention; treat every exotic space alike.
 _SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\t]+")

@@ -9,6 +9,7 @@ _SEPARATOR = re.compile(r"^\s*(?:-\s*){5,}$")
 _MENTION = re.compile(r"@([^\s@\u2005]{1,32})(?:[\u2005 ]|$)")
 _JIELONG_HEAD = re.compile(r"^\s*[#＃]?\s*接龙\s*$")
 _ENTRY = re.compile(r"^\s*(\d{1,4})\s*[.、．)）]\s*(.*)$")
+_LOOSE_ENTRY = re.compile(r"^\s*(\d{1,3})\s+(\S.*)$")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ def parse_jielong(text: str) -> Jielong | None:
     header: list[str] = []
     entries: list[JielongEntry] = []
     for line in lines[1:]:
-        m = _ENTRY.match(line)
+        # Once the list has begun, "4 Bella" (a ④ turned into 4) is a line too.
+        m = _ENTRY.match(line) or (_LOOSE_ENTRY.match(line) if entries else None)
         if m:
             entries.append(JielongEntry(int(m.group(1)), m.group(2).strip()))
         elif not entries and line.strip():

@@ -112,3 +112,11 @@ def test_a_leading_mention_is_not_part_of_the_command(raw: str, kind: str) -> No
     cmd = parse_leader_command(normalize(raw), raw)
     assert cmd is not None
     assert cmd.kind == kind
+
+
+@pytest.mark.parametrize(("raw", "kind", "deal_no"), [("#1 截团", "close", 1), ("现在截团了", "close", None),
+                                                      ("#2 汇总", "summary", 2)])
+def test_commands_in_other_orders(raw: str, kind: str, deal_no: int | None) -> None:
+    cmd = parse_leader_command(normalize(raw), raw)
+    assert cmd is not None
+    assert (cmd.kind, cmd.deal_no) == (kind, deal_no)

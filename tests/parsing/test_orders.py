@@ -20,6 +20,7 @@ from handlers.parsing.order import (
     OrderIntent,
     StatusQuery,
     classify_status,
+    fill_range,
     parse_member_message,
 )
 from handlers.parsing.text import normalize
@@ -695,3 +696,27 @@ def test_explicit_tells_an_order_verb_from_a_bare_quantity(raw: str, explicit: b
     intent = parse_member_message(normalize(raw), PORK)
     assert isinstance(intent, OrderIntent)
     assert intent.explicit is explicit
+
+
+@pytest.mark.parametrize(("raw", "kind", "qty"), [
+    ("3️⃣箱", "order", 3), ("俩", "order", 2), ("仨", "order", 3),
+    ("我那份不要了", "cancel", None), ("撤回我的单，谢谢", "cancel", None), ("全部取消吧", "cancel", None),
+])
+def test_fifth_round_wordings(raw: str, kind: str, qty: int | None) -> None:
+    intent = parse_member_message(normalize(raw), APPLE)
+    assert isinstance(intent, OrderIntent)
+    assert intent.kind == kind
+    assert [ln.qty for ln in intent.lines] == [None if qty is None else Decimal(qty)]
+
+
+def test_a_range_is_filled_by_the_answer() -> None:
+    assert fill_range("虾来两三盒", "那就三盒吧") == "虾来三盒"
+    assert fill_range("要2-3箱", "3箱") == "要3箱"
+    assert fill_range("要两箱", "3箱") is None
+
+
+@pytest.mark.parametrize(("raw", "kind"), [("我都订了些啥", "mine"), ("查下我的单", "mine")])
+def test_more_status_wordings(raw: str, kind: str) -> None:
+    query = classify_status(normalize(raw))
+    assert query is not None
+    assert query.kind == kind
