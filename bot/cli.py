@@ -6,7 +6,11 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy.engine import Engine
 
 from bot.config import Settings, load_settings
 
@@ -34,18 +38,25 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.export import export_deals, to_csv, to_xlsx
-    from models.db import create_schema, make_engine, session_factory
+@contextmanager
+def _database(url: str) -> Iterator[Engine]:
+    """An engine on a database brought to the newest schema, disposed afterwards."""
+    from models.db import create_schema, make_engine
 
-    url = args.db or settings.database_url
     engine = make_engine(url)
     try:
         create_schema(engine)
-        with session_factory(engine)() as session:
-            data = export_deals(session, settings, args.deal)
+        yield engine
     finally:
         engine.dispose()
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.export import export_deals, to_csv, to_xlsx
+    from models.db import session_factory
+
+    with _database(args.db or settings.database_url) as engine, session_factory(engine)() as session:
+        data = export_deals(session, settings, args.deal)
     if args.deal is not None and not data["deals"]:
         return _fail(f"no deal #{args.deal}")
     if args.format == "xlsx":
@@ -72,14 +83,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     """Bring the configured database to the newest schema."""
-    from models.db import create_schema, make_engine
-
-    url = args.db or settings.database_url
-    engine = make_engine(url)
-    try:
-        create_schema(engine)
-    finally:
-        engine.dispose()
+    with _database(args.db or settings.database_url) as engine:
+        pass
     print(f"tuangou: {engine.url.render_as_string(hide_password=True)} is at the newest schema")
     return 0
 
