@@ -25,7 +25,7 @@ from handlers.parsing.order import (
 from handlers.parsing.text import normalize
 from handlers.parsing.wechat import Jielong, parse_jielong
 from models import ops
-from models.tables import Deal, Item, JielongLine, Order, PendingQuestion, ProcessedMessage
+from models.tables import Deal, Item, JielongLine, PendingQuestion, ProcessedMessage
 
 router: Router[Any] = Router("orders")
 ONE = Decimal(1)
@@ -162,12 +162,6 @@ def _entry_note(text: str, own_name: str, cat: list[CatalogItem]) -> str | None:
     if isinstance(intent, OrderIntent):
         return intent.note
     return body or None
-
-
-def _own_order(turn: Turn, deal: Deal) -> Order | None:
-    """The member's order for themselves (not those placed for others)."""
-    orders = [o for o in ops.member_orders(turn.session, deal.id or 0, turn.member) if o.placed_for is None]
-    return orders[0] if orders else None
 
 
 # --- plain member messages ---------------------------------------------------------------------
@@ -428,10 +422,9 @@ def _which_item(items: list[CatalogItem]) -> str:
 
 
 def _my_items(turn: Turn, deal: Deal, items: list[CatalogItem]) -> list[CatalogItem]:
-    own = _own_order(turn, deal)
-    if own is None:
-        return []
-    return [c for c in items if ops.line_qty(turn.session, own, _item(turn, c)) > 0]
+    """The items the member has ordered for themselves on the deal."""
+    mine = ops.own_quantities(turn.session, deal, turn.member)
+    return [c for c in items if _item(turn, c).id in mine]
 
 
 def _collect(turn: Turn, outcome: Outcome, deal: Deal,

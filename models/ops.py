@@ -328,13 +328,6 @@ def member_orders(session: Session, deal_id: int, member: Member) -> list[Order]
                              .order_by(col(Order.id))).all())
 
 
-def line_qty(session: Session, order: Order, item: Item) -> Decimal:
-    """Current units of an item in an order (0 when there is no line)."""
-    qty = session.exec(select(col(OrderLine.qty)).where(
-        OrderLine.order_id == order.id, OrderLine.item_id == item.id)).first()
-    return qty if qty is not None and order.status == "active" else ZERO
-
-
 @dataclass
 class _OrderState:
     order_id: int | None = None
@@ -388,6 +381,14 @@ def _order_state(session: Session, deal: Deal, member: Member, placed_for: str |
         if row.line_id is not None:
             state.lines[row.item_id] = (row.line_id, row.qty)
     return state
+
+
+def own_quantities(session: Session, deal: Deal, member: Member) -> dict[int, Decimal]:
+    """Item id -> units the member has ordered for themselves on the deal (active, above 0)."""
+    state = _order_state(session, deal, member, None)
+    if state.status != "active":
+        return {}
+    return {item_id: qty for item_id, (_, qty) in state.lines.items() if qty > 0}
 
 
 def _reserve(session: Session, deal: Deal, item: Item, delta: Decimal) -> str | None:
