@@ -23,8 +23,10 @@ from bot.app import App, build_app
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.jobs import JOBS, catch_up, planned_jobs
+from bot.pacing import Pacer
 from bot.scheduler import Plan
 from bot.types import IncomingMessage
+from models import ops
 from models.db import make_engine
 from models.tables import Deal
 
@@ -100,9 +102,17 @@ class LiveRuntime:
         self._flush_interval = flush_interval
         self._engine = make_engine(settings.database_url)
         self.scheduler = ApsJobScheduler(self._engine, settings, self.key)
-        self.app: App = build_app(settings, self.clock, adapter.send, self.scheduler,
+        self.pacer = Pacer(settings, adapter.send, self._room_leaders)
+        self.app: App = build_app(settings, self.clock, self.pacer.submit, self.scheduler,
                                   engine=self._engine)
         self._flusher: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+
+    def _room_leaders(self, room_id: str) -> list[tuple[str, str]]:
+        """Where a shadow-mode room's messages go instead: its leaders, privately."""
+        with self.app.sessions() as session:
+            return [(m.platform_id, m.name)
+                    for m in ops.room_leaders(session, room_id, self.settings.leaders)]
 
     async def start(self) -> None:
         """Catch up on missed jobs, plan the open deals' jobs, then connect the transport."""
@@ -113,6 +123,7 @@ class LiveRuntime:
             for deal in session.exec(select(Deal).where(col(Deal.status).in_(["open", "succeeded"]))).all():
                 self.scheduler.plan(deal.id or 0, planned_jobs(deal, self.settings))
         self.scheduler.start()
+        self._sender = asyncio.create_task(self.pacer.run())
         self._flusher = asyncio.create_task(self._flush_loop())
         await self.adapter.start(self.on_message)
 
@@ -128,13 +139,19 @@ class LiveRuntime:
             except Exception:  # a failed send must not stop later acknowledgements
                 log.exception("flushing acknowledgements failed")
 
-    async def stop(self) -> None:
-        """Flush what is pending, stop the scheduler and the transport."""
+    async def stop(self, drain_seconds: float = 10.0) -> None:
+        """Flush what is pending, send it within the pacing limits (up to ``drain_seconds``),
+        then stop the scheduler and the transport."""
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        await self.app.outbox.flush_all()
+            await self.app.outbox.flush_all()
+            await self.pacer.drain(drain_seconds)
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
         self.scheduler.shutdown()
         await self.adapter.stop()
         _RUNNING.pop(self.key, None)

@@ -4,7 +4,7 @@ an order stays within the per-member limit and the stock, a deal closes exactly 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -109,6 +109,23 @@ def member_rooms(session: Session, member: Member) -> list[Room]:
     """Rooms in which the member has been seen."""
     return list(session.exec(select(Room).join(RoomMember, col(RoomMember.room_id) == col(Room.id))
                              .where(RoomMember.member_id == member.id)).all())
+
+
+def room_leaders(session: Session, room_platform_id: str,
+                 named: Mapping[str, Sequence[str]]) -> list[Member]:
+    """Who leads a room as far as the database knows: members who opened deals in it, were
+    appointed in the chat, or are seen in it under a name config.toml lists for it
+    (``named``: room name -> leader names)."""
+    room = session.exec(select(Room).where(Room.platform_id == room_platform_id)).first()
+    if room is None:
+        return []
+    openers = select(Deal.leader_id).where(Deal.room_id == room.id)
+    appointed = select(LeaderRole.member_id).where(LeaderRole.room_id == room.id)
+    seen = select(RoomMember.member_id).where(RoomMember.room_id == room.id)
+    return list(session.exec(select(Member).where(or_(
+        col(Member.id).in_(openers), col(Member.id).in_(appointed),
+        col(Member.id).in_(seen) & col(Member.name).in_(list(named.get(room.name, ()))),
+    )).order_by(col(Member.id))).all())
 
 
 def find_member_in_room(session: Session, room: Room, name: str) -> Member | None:

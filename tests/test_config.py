@@ -56,3 +56,29 @@ async def test_a_past_deadline_is_refused_and_nothing_is_created(chat: Chat) -> 
     assert len(replies) == 1
     assert "已经过了" in replies[0].text
     assert chat.export()["deals"] == []
+
+
+def test_transport_pacing_and_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TUANGOU_WECHATY_TOKEN", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text('[playground]\nport = 0\n[pacing]\nroom_interval_seconds = 5\n'
+                    'account_per_minute = 12\n[modes]\ndefault = "shadow"\n"幸福里" = "live"\n', "utf-8")
+    settings = load_settings(path)
+    assert (settings.playground_port, settings.room_interval_seconds, settings.account_per_minute) == (
+        0, 5.0, 12)
+    assert (settings.mode_of("幸福里"), settings.mode_of("别的群"), settings.mode_of(None)) == (
+        "live", "shadow", "live")
+    assert settings.transport_kind == "playground"
+    monkeypatch.setenv("TUANGOU_WECHATY_TOKEN", "puppet_token")
+    assert load_settings(path).transport_kind == "wechaty"
+
+
+@pytest.mark.parametrize(("toml", "named"), [
+    ('[modes]\n"幸福里" = "loud"\n', "loud"),
+    ('[bot]\ntransport = "telegram"\n', "telegram"),
+])
+def test_an_unknown_mode_or_transport_is_refused(tmp_path: Path, toml: str, named: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(toml, "utf-8")
+    with pytest.raises(ValueError, match=named):
+        load_settings(path)
