@@ -6,16 +6,27 @@ from datetime import timedelta
 from decimal import Decimal
 
 from handlers.common import STATUS_TEXT, Outcome, Router, Turn, duration_text, lines_text
-from handlers.parsing.order import StatusQuery, classify_status
+from handlers.parsing.order import StatusQuery, classify_status, is_help_request
 from models import ops
 from models.tables import Deal, Room
 
-router: Router[StatusQuery] = Router("status")
+router: Router[StatusQuery | bool] = Router("status")
 RECENT = timedelta(days=7)
 
 
 def _query(turn: Turn) -> StatusQuery | None:
     return classify_status(turn.plain)
+
+
+def _help(turn: Turn) -> bool | None:
+    return True if is_help_request(turn.plain) else None
+
+
+@router.route(_help)
+def help_(turn: Turn, _: bool) -> Outcome:
+    """帮助 / 怎么用: the commands for the speaker's role, in the chat it was asked in."""
+    return Outcome(replies=[turn.reply("help", {"bot_name": turn.settings.bot_name,
+                                                "leader": turn.room is not None and turn.is_leader})])
 
 
 def _rooms(turn: Turn) -> list[Room]:

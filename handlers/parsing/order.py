@@ -521,3 +521,12 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
         note = _clean_note(f"代{placed_for} {note}")
     return OrderIntent(kind, tuple(lines), deal_no=deal_no, all_items=all_items,
                        note=note or None, placed_for=placed_for, more=more, explicit=explicit)
+
+
+_HELP = re.compile(r"^(?:帮助|求助|怎么用|如何使用|使用说明|说明书|怎么下单|怎么参团|机器人怎么用|help|菜单)"
+                   r"(?:呀|啊|呢|一下)?[?？!！。.~]*$")
+
+
+def is_help_request(text: str) -> bool:
+    """"帮助" / "怎么用" / "怎么下单" alone (mentions already stripped)."""
+    return bool(_HELP.match(text.strip()))
