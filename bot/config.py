@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-
 MODES = ("live", "shadow", "observe")
 
 
