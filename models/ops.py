@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, func, insert, or_, update
+from sqlalchemy import bindparam, delete, func, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -22,6 +22,7 @@ from models.tables import (
     Member,
     Order,
     OrderLine,
+    PendingAck,
     PendingQuestion,
     ProcessedMessage,
     Room,
@@ -31,6 +32,16 @@ from models.types import AwareDateTime, Quantity
 
 ZERO = Decimal(0)
 Mode = Literal["add", "set", "sub"]
+
+
+class Conflict(Exception):
+    """Another transaction changed a row this one read; the whole message is run again."""
+
+
+def _set_line(session: Session, line_id: int, old: Decimal, new: Decimal) -> None:
+    if session.connection().execute(
+            _LINE_SET, {"line_id": line_id, "old_qty": old, "new_qty": new}).rowcount != 1:
+        raise Conflict(f"order line {line_id} changed meanwhile")
 
 
 # --- rooms, members, roles ------------------------------------------------------------------
@@ -381,8 +392,12 @@ _DEAL_SUB = _counter_update(_DEAL_T, guard_open=True, guard_stock=False)
 _DEAL_UNDO = _counter_update(_DEAL_T, guard_open=False, guard_stock=False)
 _ITEM_ADD = _counter_update(_ITEM_T, guard_open=False, guard_stock=True)
 _ITEM_SUB = _counter_update(_ITEM_T, guard_open=False, guard_stock=False)
-_LINE_SET = update(_LINE_T).where(_LINE_T.c.id == bindparam("line_id")).values(
-    qty=bindparam("new_qty", type_=Quantity()))
+# Conditional on the quantity read: a concurrent change of the same line (the same member
+# ordering through two workers at once) makes it match nothing, and the message is retried
+# on fresh state, so the per-member limit is checked against what is really there.
+_LINE_SET = update(_LINE_T).where(
+    _LINE_T.c.id == bindparam("line_id"), _LINE_T.c.qty == bindparam("old_qty", type_=Quantity())
+).values(qty=bindparam("new_qty", type_=Quantity()))
 _ORDER_SET = update(_ORDER_T).where(_ORDER_T.c.id == bindparam("order_id")).values(
     status=bindparam("new_status"), note=bindparam("new_note"),
     updated_at=bindparam("now", type_=AwareDateTime()))
@@ -499,7 +514,7 @@ def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: 
     if line_id is None:
         conn.execute(_INSERT_LINE, {"order_id": state.order_id, "item_id": item.id, "qty": after})
     else:
-        conn.execute(_LINE_SET, {"line_id": line_id, "new_qty": after})
+        _set_line(session, line_id, line_qty_now, after)
     return OrderChange(deal, item, member, before, after, placed_for)
 
 
@@ -521,7 +536,8 @@ def cancel_member_orders(session: Session, deal: Deal, member: Member, now: date
                 if _reserve(session, deal, item, -line.qty) is not None:
                     return changes  # the deal closed meanwhile: nothing more to cancel
                 changes.append(OrderChange(deal, item, member, line.qty, ZERO, order.placed_for))
-                line.qty = ZERO
+                _set_line(session, line.id or 0, line.qty, ZERO)
+                set_committed_value(line, "qty", ZERO)
         order.updated_at = now
         order.status = "active" if any(ln.qty > 0 for ln in lines) else "cancelled"
     return changes
@@ -572,3 +588,47 @@ def set_paid(session: Session, deal: Deal, member: Member, *, paid: bool | None 
             order.picked_up = picked_up
         count += 1
     return count
+
+
+# --- the acknowledgement queue ---------------------------------------------------------------
+
+_ACK_T = PendingAck.__table__  # type: ignore[attr-defined]
+_INSERT_ACK = insert(_ACK_T)
+
+
+def queue_acks(session: Session, acks: Sequence[tuple[str, datetime, str]]) -> None:
+    """Queue (chat, queued_at, payload) rows in the caller's transaction."""
+    session.connection().execute(_INSERT_ACK, [
+        {"chat": chat, "queued_at": at, "payload": payload} for chat, at, payload in acks])
+
+
+def due_ack_chats(session: Session, due_before: datetime | None) -> list[str]:
+    """Chats whose oldest queued ack is at or before ``due_before`` (all when None), oldest first."""
+    oldest = func.min(_ACK_T.c.queued_at)
+    query = core_select(_ACK_T.c.chat).group_by(_ACK_T.c.chat).order_by(oldest)
+    if due_before is not None:
+        query = query.having(oldest <= due_before)
+    return list(session.connection().execute(query).scalars())
+
+
+def oldest_ack(session: Session) -> datetime | None:
+    """When the oldest queued ack was queued."""
+    return session.connection().execute(core_select(func.min(_ACK_T.c.queued_at))).scalar()
+
+
+def count_acks(session: Session) -> int:
+    return int(session.connection().execute(core_select(func.count()).select_from(_ACK_T)).scalar_one())
+
+
+def claim_acks(session: Session, chat: str, due_before: datetime | None) -> list[str]:
+    """Take a chat's queued acks (payloads, in order) out of the queue, if its oldest is due.
+
+    One statement: two workers claiming at once cannot both get a row, and a worker whose
+    rival claimed first finds the remaining acks not due (their window just began).
+    """
+    stmt = delete(_ACK_T).where(_ACK_T.c.chat == chat)
+    if due_before is not None:
+        oldest = core_select(func.min(_ACK_T.c.queued_at)).where(_ACK_T.c.chat == chat)
+        stmt = stmt.where(oldest.scalar_subquery() <= due_before)
+    rows = session.connection().execute(stmt.returning(_ACK_T.c.id, _ACK_T.c.payload)).all()
+    return [payload for _, payload in sorted(rows)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, func
 from sqlmodel import Field, SQLModel
 
 from models.types import AwareDateTime, DecimalText, Quantity
@@ -106,6 +106,14 @@ class Order(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=AwareDateTime)
 
 
+# One order per (deal, member, placed_for), also when two workers create a member's first
+# order at the same instant: the loser's transaction fails on this key and is retried.
+# (placed_for is NULL for a member's own order, and NULLs never collide in a plain unique
+# constraint, hence the expression.)
+Index("uq_order_owner", Order.deal_id, Order.member_id,  # type: ignore[arg-type]
+      func.coalesce(Order.placed_for, ""), unique=True)
+
+
 class OrderLine(SQLModel, table=True):
     """Units of one item within an order; a line at 0 is kept for the record."""
 
@@ -154,4 +162,15 @@ class PendingQuestion(SQLModel, table=True):
     room_id: int = Field(foreign_key="room.id")
     member_id: int = Field(foreign_key="member.id")
     asked_at: datetime = Field(sa_type=AwareDateTime)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class PendingAck(SQLModel, table=True):
+    """An acknowledgement waiting for its chat's coalescing window, written in the same
+    transaction as the order it acknowledges: it survives a crash, and whichever worker
+    claims the chat's queue sends one message for all workers' acks."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat: str = Field(max_length=220, index=True)  # "room:<platform id>" or "to:<platform id>"
+    queued_at: datetime = Field(sa_type=AwareDateTime)
     payload: str = Field(sa_column=Column(Text, nullable=False))
