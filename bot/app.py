@@ -54,7 +54,7 @@ def build_app(settings: Settings, clock: Clock, send: Sender, scheduler: JobSche
     create_schema(engine)
     sessions = session_factory(engine)
     renderer = Renderer()
-    outbox = Outbox(renderer, settings.ack_window_seconds, send)
+    outbox = Outbox(renderer, settings.ack_window_seconds, send, sessions)
     # Leader commands first (开团 must never read as an order), then status queries,
     # then everything a member may mean as an order.
     dispatcher = Dispatcher(settings, sessions, outbox, scheduler,

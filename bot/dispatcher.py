@@ -52,9 +52,9 @@ class Dispatcher:
         return True
 
     async def deliver(self, outcome: Outcome, now: datetime) -> None:
-        """Pass a committed outcome on: jobs to the scheduler, words to the outbox."""
-        for ack in outcome.acks:
-            self._outbox.add_ack(ack, now)
+        """Pass a committed outcome on: replies to the outbox (its acks are queued already)."""
+        if outcome.acks:
+            self._outbox.staged(now)
         for reply in outcome.replies:
             await self._outbox.send_reply(reply)
 
@@ -63,8 +63,8 @@ class Dispatcher:
 
         The processed-message row is inserted in the same transaction as the effects, so a
         second delivery of the same id (here or in another worker) fails on its key and
-        rolls back whole. Any other conflict (two workers creating the same row at once) is
-        retried from the start: no message is lost to a race.
+        rolls back whole. Any other conflict (two workers creating the same row, or changing
+        the same order line, at once) is retried from the start: no message is lost to a race.
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             with self._sessions() as session:
@@ -72,7 +72,7 @@ class Dispatcher:
                     outcome, plans = self._run(session, msg)
                     session.commit()
                     break
-                except IntegrityError:
+                except (IntegrityError, ops.Conflict):
                     session.rollback()
                     self._forget_identities()
                     if self._already_handled(msg.id):
@@ -145,6 +145,7 @@ class Dispatcher:
         # Inserted with the effects: a message id seen before (or committed meanwhile by
         # another worker) fails here and the whole transaction rolls back.
         ops.record_message(session, record)
+        self._outbox.stage(session, outcome.acks, msg.at)
         plans = []
         for deal_id in outcome.schedule:
             deal = session.get(Deal, deal_id)

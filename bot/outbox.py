@@ -2,88 +2,135 @@
 
 In a burst, each room gets one message listing the new orders, changes and refusals of the
 last ``window`` seconds instead of one per order; WeChat bans accounts that send too much.
+
+Acknowledgements wait in the database (table ``pendingack``), written in the same
+transaction as the order they acknowledge: a crash loses none, and when several workers
+serve one room (two bot accounts in a group) the acks of all of them are claimed by whichever
+worker flushes the room first, so the room still gets one message per window.
 The outbox keeps no clock of its own: the live runner and the replay both call
 ``flush_due(now)`` as their time moves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session
 
 from bot.render import Renderer
-from bot.types import Ack, OutgoingMessage, Reply
+from bot.types import Ack, DealProgress, OutgoingMessage, Reply
+from models import ops
+from models.db import SessionFactory
 
 Sender = Callable[[OutgoingMessage], Awaitable[None]]
 
 
-@dataclass
-class _Batch:
-    first_at: datetime
-    acks: list[Ack] = field(default_factory=list)
+def chat_key(room_id: str | None, to_id: str | None) -> str:
+    """The chat a message goes to: a room, else a person."""
+    return f"room:{room_id}" if room_id else f"to:{to_id}"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    raise TypeError(f"cannot queue a {type(value).__name__} in an ack")
+
+
+def _hook(obj: dict[str, Any]) -> Any:
+    return Decimal(obj["$decimal"]) if obj.keys() == {"$decimal"} else obj
+
+
+def encode_ack(ack: Ack) -> str:
+    """An ack as JSON text (Decimals kept exact)."""
+    return json.dumps({**asdict(ack), "data": dict(ack.data)}, default=_default, ensure_ascii=False)
+
+
+def decode_ack(text: str) -> Ack:
+    """The ack ``encode_ack`` wrote."""
+    raw = json.loads(text, object_hook=_hook)
+    progress = DealProgress(**raw.pop("progress")) if raw["progress"] else None
+    return Ack(**{**raw, "progress": progress})
 
 
 class Outbox:
-    """Coalesces ``Ack``s per chat over a window and renders ``Reply``s for the transport."""
+    """Queues ``Ack``s per chat over a window and renders ``Reply``s for the transport."""
 
-    def __init__(self, renderer: Renderer, window_seconds: float, send: Sender) -> None:
+    def __init__(self, renderer: Renderer, window_seconds: float, send: Sender,
+                 sessions: SessionFactory) -> None:
         self._renderer = renderer
         self._window = timedelta(seconds=window_seconds)
         self._send = send
-        self._batches: dict[tuple[str | None, str | None], _Batch] = {}
+        self._sessions = sessions
+        # When this worker's earliest queued ack is due, as far as it knows (another worker
+        # may have sent it already: flush_due then finds nothing, which is harmless).
+        self._due: datetime | None = None
 
-    @staticmethod
-    def _key(room_id: str | None, to_id: str | None) -> tuple[str | None, str | None]:
-        return (room_id, None) if room_id else (None, to_id)
+    def stage(self, session: Session, acks: Sequence[Ack], now: datetime) -> None:
+        """Queue acknowledgements inside the transaction of the change they acknowledge."""
+        if acks:
+            ops.queue_acks(session, [(chat_key(None if a.to_id else a.room_id, a.to_id), now,
+                                      encode_ack(a)) for a in acks])
 
-    def add_ack(self, ack: Ack, now: datetime) -> None:
-        """Queue an acknowledgement; it goes out within the window."""
-        key = self._key(None if ack.to_id else ack.room_id, ack.to_id)
-        batch = self._batches.get(key)
-        if batch is None:
-            batch = self._batches[key] = _Batch(now)
-        batch.acks.append(ack)
+    def staged(self, now: datetime) -> None:
+        """Note, after the commit, that acks queued at ``now`` are due one window later."""
+        due = now + self._window
+        if self._due is None or due < self._due:
+            self._due = due
 
     async def send_reply(self, reply: Reply) -> None:
         """Send a reply now; pending acks of the same chat go first so the chat reads in order."""
-        key = self._key(reply.room_id, reply.to_id)
-        if key in self._batches:
-            await self._flush(key)
+        await self._flush(chat_key(reply.room_id, reply.to_id), None)
         text = self._renderer.render(reply.template, reply.data)
         await self._send(OutgoingMessage(text, reply.room_id, reply.room_name, reply.to_id,
                                          reply.to_name, reply.mentions))
 
     def next_due(self) -> datetime | None:
-        """When the earliest pending batch must go out, or None if nothing is pending."""
-        if not self._batches:
-            return None
-        return min(b.first_at for b in self._batches.values()) + self._window
+        """When the earliest ack this worker queued must go out, or None."""
+        return self._due
 
     async def flush_due(self, now: datetime) -> None:
-        """Send every batch whose window has passed by ``now``, oldest first."""
-        due = sorted((b.first_at, k) for k, b in self._batches.items() if b.first_at + self._window <= now)
-        for _, key in due:
-            await self._flush(key)
+        """Send every chat's acks whose window has passed by ``now``, oldest first."""
+        with self._sessions() as session:
+            chats = ops.due_ack_chats(session, now - self._window)
+        for chat in chats:
+            await self._flush(chat, now - self._window)
+        with self._sessions() as session:
+            oldest = ops.oldest_ack(session)
+        self._due = oldest + self._window if oldest is not None else None
 
     async def flush_all(self) -> None:
         """Send everything pending (end of a replay, shutdown)."""
-        for key in sorted(self._batches, key=lambda k: self._batches[k].first_at):
-            await self._flush(key)
+        with self._sessions() as session:
+            chats = ops.due_ack_chats(session, None)
+        for chat in chats:
+            await self._flush(chat, None)
+        self._due = None
 
     @property
     def pending(self) -> int:
-        """Number of acknowledgements waiting."""
-        return sum(len(b.acks) for b in self._batches.values())
+        """Number of acknowledgements waiting (all workers')."""
+        with self._sessions() as session:
+            return ops.count_acks(session)
 
-    async def _flush(self, key: tuple[str | None, str | None]) -> None:
-        batch = self._batches.pop(key, None)
-        if batch is None or not batch.acks:
-            return
-        first = batch.acks[0]
+    async def _flush(self, chat: str, due_before: datetime | None) -> None:
+        """Claim the chat's queued acks (if its oldest is due by ``due_before``) and send them
+        as one message. The claim is atomic: of two workers flushing at once, one gets them."""
+        with self._sessions() as session:
+            payloads = ops.claim_acks(session, chat, due_before)
+            session.commit()
+        if payloads:
+            await self._send_acks([decode_ack(p) for p in payloads])
+
+    async def _send_acks(self, acks: list[Ack]) -> None:
+        first = acks[0]
         groups: dict[int | None, dict] = {}
         mentions: list[str] = []
-        for ack in batch.acks:
+        for ack in acks:
             deal_id = ack.progress.deal_id if ack.progress else ack.data.get("deal_id")
             group = groups.setdefault(deal_id, {
                 "deal_id": deal_id, "title": ack.data.get("title", ""), "added": [], "changed": [],

@@ -140,8 +140,9 @@ class LiveRuntime:
                 log.exception("flushing acknowledgements failed")
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
-        """Flush what is pending, send it within the pacing limits (up to ``drain_seconds``),
-        then stop the scheduler and the transport."""
+        """Stop the scheduler (its jobs stay stored), flush what is pending and send it within
+        the pacing limits (up to ``drain_seconds``), then stop the transport."""
+        self.scheduler.shutdown()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -152,7 +153,6 @@ class LiveRuntime:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
-        self.scheduler.shutdown()
         await self.adapter.stop()
         _RUNNING.pop(self.key, None)
         self._engine.dispose()

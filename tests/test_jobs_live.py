@@ -41,7 +41,8 @@ class FakeAdapter:
 
 
 def _settings(db_url: str) -> Settings:
-    return replace(Settings(), database_url=db_url, ack_window_seconds=0.2)
+    return replace(Settings(), database_url=db_url, ack_window_seconds=0.2,
+                   room_interval_seconds=0.05)
 
 
 async def _wait_for(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]

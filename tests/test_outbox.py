@@ -1,0 +1,91 @@
+"""The persistent ack queue: one message per window per room across workers, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from bot.config import Settings
+from bot.outbox import Outbox, decode_ack, encode_ack
+from bot.render import Renderer
+from bot.types import Ack, DealProgress, OutgoingMessage
+from models.db import create_schema, make_engine, session_factory
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=Settings().tz)
+
+
+def _ack(member: str, qty: str, room: str = "r1") -> Ack:
+    return Ack("added", room, "幸福里", {"member": member, "deal_id": 1, "title": "苹果",
+                                        "qty": Decimal(qty), "before": Decimal(0), "after": Decimal(qty), "unit": "箱",
+                                        "item": None, "placed_for": None},
+               DealProgress(1, "苹果", Decimal(qty), Decimal(20), "箱", None))
+
+
+def test_an_ack_survives_the_queue_exactly() -> None:
+    ack = _ack("张三", "2.5")
+    assert decode_ack(encode_ack(ack)) == ack
+    private = Ack("refused", "", "", {"member": "李四", "reason": "closed"}, None, "wx-li", "李四")
+    assert decode_ack(encode_ack(private)) == private
+
+
+class Worker:
+    """One bot process's outbox over its own engine."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        create_schema(self.engine)
+        self.sessions = session_factory(self.engine)
+        self.sent: list[OutgoingMessage] = []
+        self.outbox = Outbox(Renderer(), 10, self._send, self.sessions)
+
+    async def _send(self, msg: OutgoingMessage) -> None:
+        self.sent.append(msg)
+
+    def order(self, ack: Ack, at: datetime) -> None:
+        with self.sessions() as session:
+            self.outbox.stage(session, [ack], at)
+            session.commit()
+        self.outbox.staged(at)
+
+
+async def test_two_workers_in_one_room_send_one_message_per_window(db_url: str) -> None:
+    a, b = Worker(db_url), Worker(db_url)
+    try:
+        a.order(_ack("张三", "1"), T0)
+        b.order(_ack("李四", "2"), T0 + timedelta(seconds=3))
+        a.order(_ack("王五", "1", room="r2"), T0 + timedelta(seconds=4))
+        await asyncio.gather(a.outbox.flush_due(T0 + timedelta(seconds=9)),
+                             b.outbox.flush_due(T0 + timedelta(seconds=9)))
+        assert a.sent + b.sent == []  # nothing due before the window has passed
+        b.order(_ack("赵六", "3"), T0 + timedelta(seconds=9))
+        await asyncio.gather(a.outbox.flush_due(T0 + timedelta(seconds=10)),
+                             b.outbox.flush_due(T0 + timedelta(seconds=10)))
+        sent = a.sent + b.sent
+        assert len(sent) == 1  # room r1, claimed by one of them, with both workers' orders
+        assert all(name in sent[0].text for name in ("张三", "李四", "赵六"))
+        assert "王五" not in sent[0].text
+        b.order(_ack("孙七", "1"), T0 + timedelta(seconds=11))  # a new window for r1
+        await asyncio.gather(a.outbox.flush_due(T0 + timedelta(seconds=14)),
+                             b.outbox.flush_due(T0 + timedelta(seconds=14)))
+        assert [m.room_id for m in a.sent + b.sent] == ["r1", "r2"]
+        assert a.outbox.pending == 1
+        await a.outbox.flush_all()
+        assert "孙七" in (a.sent + b.sent)[-1].text
+        assert b.outbox.pending == 0
+    finally:
+        a.engine.dispose()
+        b.engine.dispose()
+
+
+async def test_queued_acks_outlive_the_worker_that_queued_them(db_url: str) -> None:
+    a = Worker(db_url)
+    a.order(_ack("张三", "1"), T0)
+    a.engine.dispose()  # the worker dies before the window passes
+    b = Worker(db_url)
+    try:
+        assert b.outbox.next_due() is None  # b never queued anything itself...
+        await b.outbox.flush_due(T0 + timedelta(seconds=10))  # ...but its flush loop finds it
+        assert [("张三" in m.text) for m in b.sent] == [True]
+    finally:
+        b.engine.dispose()
