@@ -1,7 +1,9 @@
 """The live runtime: a transport, the real clock, APScheduler with a persistent job store.
 
-On start it first runs every job whose time passed while the bot was down (a deadline
-missed during downtime closes the deal once), then plans the jobs of every open deal.
+Several processes may share one database (one per WeChat account). All of them store
+jobs; one, the leader (``bot.leadership``), runs them. On becoming the leader a process
+first runs every job whose time passed while no leader ran (a deadline missed during
+downtime closes the deal once), then plans the jobs of every open deal.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bot.app import App, build_app
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.jobs import JOBS, catch_up, planned_jobs
+from bot.leadership import Leadership
 from bot.pacing import Pacer
 from bot.scheduler import Plan
 from bot.types import IncomingMessage
@@ -67,7 +70,19 @@ class ApsJobScheduler:
         )
 
     def start(self) -> None:
-        self._aps.start()
+        """Start paused: jobs are stored (for the leader to run), none runs here yet."""
+        self._aps.start(paused=True)
+
+    def resume(self) -> None:
+        """Run jobs: this process leads."""
+        self._aps.resume()
+
+    def pause(self) -> None:
+        self._aps.pause()
+
+    def wakeup(self) -> None:
+        """Look at the job store again (other processes add and move jobs in it)."""
+        self._aps.wakeup()
 
     def shutdown(self) -> None:
         if self._aps.running:
@@ -94,19 +109,22 @@ class LiveRuntime:
     """Runs the bot on a live transport until stopped."""
 
     def __init__(self, settings: Settings, adapter: ChatAdapter, *, clock: Clock | None = None,
-                 flush_interval: float = 0.5) -> None:
+                 flush_interval: float = 0.5, leader_poll: float = 2.0) -> None:
         self.settings = settings
         self.adapter = adapter
         self.clock = clock or SystemClock(settings.tz)
         self.key = runtime_key(settings.database_url)
         self._flush_interval = flush_interval
+        self._leader_poll = leader_poll
         self._engine = make_engine(settings.database_url)
         self.scheduler = ApsJobScheduler(self._engine, settings, self.key)
+        self.leadership = Leadership(self._engine, settings.database_url)
         self.pacer = Pacer(settings, adapter.send, self._room_leaders)
         self.app: App = build_app(settings, self.clock, self.pacer.submit, self.scheduler,
                                   engine=self._engine)
         self._flusher: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._leading: asyncio.Task[None] | None = None
 
     def _room_leaders(self, room_id: str) -> list[tuple[str, str]]:
         """Where a shadow-mode room's messages go instead: its leaders, privately."""
@@ -115,17 +133,43 @@ class LiveRuntime:
                     for m in ops.room_leaders(session, room_id, self.settings.leaders)]
 
     async def start(self) -> None:
-        """Catch up on missed jobs, plan the open deals' jobs, then connect the transport."""
+        """Start the scheduler paused, become its leader if no other process is (catching up on
+        missed jobs first), then connect the transport."""
+        self.scheduler.start()
+        self._sender = asyncio.create_task(self.pacer.run())
+        await self._check_leadership()
+        self._flusher = asyncio.create_task(self._flush_loop())
+        self._leading = asyncio.create_task(self._leadership_loop())
+        await self.adapter.start(self.on_message)
+
+    async def _check_leadership(self) -> None:
+        was = self.leadership.is_leader
+        leads = self.leadership.try_acquire()
+        if leads and not was:
+            await self._take_over()
+        elif was and not leads:
+            self.scheduler.pause()
+        elif leads:
+            self.scheduler.wakeup()
+
+    async def _take_over(self) -> None:
+        """Now the leader: run what was missed, plan every open deal's jobs, run the scheduler."""
+        log.info("this process now runs the scheduled jobs")
         _RUNNING[self.key] = self
         for reply in await catch_up(self.app.jobs):
             await self.app.outbox.send_reply(reply)
         with self.app.sessions() as session:
             for deal in session.exec(select(Deal).where(col(Deal.status).in_(["open", "succeeded"]))).all():
                 self.scheduler.plan(deal.id or 0, planned_jobs(deal, self.settings))
-        self.scheduler.start()
-        self._sender = asyncio.create_task(self.pacer.run())
-        self._flusher = asyncio.create_task(self._flush_loop())
-        await self.adapter.start(self.on_message)
+        self.scheduler.resume()
+
+    async def _leadership_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._leader_poll)
+            try:
+                await self._check_leadership()
+            except Exception:  # a database hiccup must not end the loop
+                log.exception("checking the scheduler leadership failed")
 
     async def on_message(self, msg: IncomingMessage) -> None:
         """Transport callback for every inbound message."""
@@ -142,7 +186,12 @@ class LiveRuntime:
     async def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop the scheduler (its jobs stay stored), flush what is pending and send it within
         the pacing limits (up to ``drain_seconds``), then stop the transport."""
+        if self._leading is not None:
+            self._leading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._leading
         self.scheduler.shutdown()
+        self.leadership.release()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -154,5 +203,6 @@ class LiveRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
         await self.adapter.stop()
-        _RUNNING.pop(self.key, None)
+        if _RUNNING.get(self.key) is self:
+            del _RUNNING[self.key]
         self._engine.dispose()

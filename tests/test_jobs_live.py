@@ -114,3 +114,35 @@ async def test_deadline_missed_while_down_is_closed_once_on_start(db_url: str) -
     await asyncio.sleep(0.3)
     await runtime.stop()
     assert not [m for m in third.sent if "已截团" in m.text]  # a later restart announces nothing
+
+
+async def test_two_processes_one_leader_and_the_other_takes_over(db_url: str) -> None:
+    """Two runtimes on one database: one runs the jobs; when it stops, the other takes over."""
+    settings = _settings(db_url)
+    a, b = FakeAdapter(), FakeAdapter()
+    first = LiveRuntime(settings, a, flush_interval=0.05, leader_poll=0.2)
+    second = LiveRuntime(settings, b, flush_interval=0.05, leader_poll=0.2)
+    await first.start()
+    await second.start()
+    try:
+        assert (first.leadership.is_leader, second.leadership.is_leader) == (True, False)
+        # The deal is opened through the follower: its job goes to the shared store, and the
+        # leader's scheduler finds it there.
+        await _open_deal_closing_in(b, settings, 2)
+        closed = await _wait_for(lambda: any("已截团" in m.text for m in a.sent + b.sent), 6)
+        assert closed, [m.text for m in a.sent + b.sent]
+        assert [m for m in a.sent if "已截团" in m.text]  # announced by the leader
+
+        await first.stop()
+        assert await _wait_for(lambda: second.leadership.is_leader, 3)
+        now = datetime.now(settings.tz)
+        await b.say("王团长", "开团 赣南脐橙 29.9元/箱 1箱成团 1小时后截团",
+                    now - timedelta(hours=1) + timedelta(seconds=1), owner=True)
+        closed = await _wait_for(lambda: sum("已截团" in m.text for m in a.sent + b.sent) == 2, 6)
+        assert closed, [m.text for m in a.sent + b.sent]
+        await asyncio.sleep(0.5)
+        assert sum("已截团" in m.text for m in a.sent + b.sent) == 2  # each deal once
+    finally:
+        await second.stop()
+        if first.leadership.is_leader:
+            await first.stop()
