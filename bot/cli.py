@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import json
+import logging
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from bot.config import Settings, load_settings
 
+if TYPE_CHECKING:
+    from bot.adapters.base import ChatAdapter
+    from bot.runtime import LiveRuntime
+
 EXIT_USAGE = 2
-DEMO = Path(__file__).resolve().parent.parent / "demo" / "demo.txt"
 
 
 def _fail(message: str) -> int:
@@ -73,11 +81,82 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """Until the live transports exist, `run` replays the shipped demo conversation."""
-    from bot.adapters.replay import replay_text
+    """Run the bot live until Ctrl-C (or SIGTERM): on real WeChat through a wechaty puppet
+    when one is configured, else in the browser playground."""
+    overrides: dict[str, Any] = {}
+    if args.db:
+        overrides["database_url"] = args.db
+    if args.host:
+        overrides["playground_host"] = args.host
+    if args.port is not None:
+        overrides["playground_port"] = args.port
+    settings = dataclasses.replace(settings, **overrides)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bot").setLevel(logging.INFO)
+    return asyncio.run(_run_live(settings))
 
-    print(f"tuangou: replaying the demo conversation {DEMO.name} (bot messages below)\n")
-    asyncio.run(replay_text(DEMO.read_text("utf-8"), settings, args.db or "sqlite://"))
+
+def deal_panel_provider(runtime: LiveRuntime, limit: int = 10) -> Callable[[], dict[str, Any]]:
+    """The playground panel's data: the open (and succeeded) deals, newest ``limit``, in the
+    export JSON shape."""
+    from sqlmodel import col, select
+
+    from bot.export import export_deals
+    from models.tables import Deal
+
+    def provide() -> dict[str, Any]:
+        with runtime.app.sessions() as session:
+            ids = session.exec(select(Deal.id).where(col(Deal.status).in_(["open", "succeeded"]))
+                               .order_by(col(Deal.id).desc()).limit(limit)).all()
+            deals = [deal for deal_id in sorted(i for i in ids if i is not None)
+                     for deal in export_deals(session, runtime.settings, deal_id)["deals"]]
+        return {"deals": deals}
+
+    return provide
+
+
+async def _run_live(settings: Settings) -> int:
+    from bot.runtime import LiveRuntime
+
+    adapter: ChatAdapter
+    if settings.transport_kind == "wechaty":
+        from bot.adapters.wechat import WechatyAdapter
+
+        adapter = WechatyAdapter(settings)
+        runtime = LiveRuntime(settings, adapter)
+    else:
+        from bot.adapters.playground import PlaygroundAdapter
+
+        playground = PlaygroundAdapter(settings)
+        adapter = playground
+        runtime = LiveRuntime(settings, adapter)
+        playground.set_state_provider(deal_panel_provider(runtime))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        try:
+            await runtime.start()
+        except OSError as exc:
+            where = (f"{settings.playground_host}:{settings.playground_port}"
+                     if settings.transport_kind == "playground" else settings.wechaty_endpoint)
+            print(f"tuangou: cannot start on {where}: {exc}", file=sys.stderr)
+            return 1
+        if settings.transport_kind == "playground":
+            print(f"tuangou: playground on {playground.url} (Ctrl-C stops)", flush=True)
+        else:
+            print(f"tuangou: connected to WeChat through {settings.wechaty_endpoint or 'the puppet'}"
+                  " (Ctrl-C stops)", flush=True)
+        await stop.wait()
+    finally:
+        await runtime.stop()
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
     return 0
 
 
@@ -108,8 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = db_sub.add_parser("upgrade", help="apply the migrations (creates the schema if new)")
     p.add_argument("--db", help="database URL (default: config.toml's)")
     p.set_defaults(func=cmd_db_upgrade)
-    p = sub.add_parser("run", help="run the bot")
-    p.add_argument("--db", help="database URL")
+    p = sub.add_parser("run", help="run the bot (the browser playground unless a WeChat puppet is set)")
+    p.add_argument("--db", help="database URL (default: config.toml's)")
+    p.add_argument("--host", help="playground address to listen on (default: config.toml's)")
+    p.add_argument("--port", type=int, help="playground port (0: any free port; default: config.toml's)")
     p.set_defaults(func=cmd_run)
     return parser
 
