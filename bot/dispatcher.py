@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from bot.config import Settings
 from bot.jobs import planned_jobs
-from bot.outbox import Outbox
+from bot.outbox import Outbox, chat_key
 from bot.scheduler import JobScheduler, Plan
 from bot.types import IncomingMessage
 from handlers.common import DealCache, ItemCache, Outcome, Router, Turn
@@ -45,6 +45,7 @@ class Dispatcher:
 
     async def dispatch(self, msg: IncomingMessage) -> bool:
         """Handle one message; returns False when it was a duplicate (or failed)."""
+        self._outbox.serve(chat_key(msg.room_id, msg.sender_id))
         outcome = self.handle(msg)
         if outcome is None:
             return False

@@ -28,6 +28,9 @@ from models import ops
 from models.db import SessionFactory
 
 Sender = Callable[[OutgoingMessage], Awaitable[None]]
+# Acks of a chat that no worker serving it has flushed this long after they were due (its
+# worker died and nothing was said there since) are sent by any worker.
+ORPHAN_AFTER = timedelta(seconds=30)
 
 
 def chat_key(room_id: str | None, to_id: str | None) -> str:
@@ -69,12 +72,21 @@ class Outbox:
         # When this worker's earliest queued ack is due, as far as it knows (another worker
         # may have sent it already: flush_due then finds nothing, which is harmless).
         self._due: datetime | None = None
+        # The chats this worker's account has heard from: it flushes their acks, not those of
+        # rooms another account serves (it may not even be in them).
+        self._chats: set[str] = set()
+
+    def serve(self, chat: str) -> None:
+        """Note that a message came from this chat through this worker."""
+        self._chats.add(chat)
 
     def stage(self, session: Session, acks: Sequence[Ack], now: datetime) -> None:
         """Queue acknowledgements inside the transaction of the change they acknowledge."""
         if acks:
-            ops.queue_acks(session, [(chat_key(None if a.to_id else a.room_id, a.to_id), now,
-                                      encode_ack(a)) for a in acks])
+            rows = [(chat_key(None if a.to_id else a.room_id, a.to_id), now, encode_ack(a))
+                    for a in acks]
+            ops.queue_acks(session, rows)
+            self._chats.update(chat for chat, _, _ in rows)
 
     def staged(self, now: datetime) -> None:
         """Note, after the commit, that acks queued at ``now`` are due one window later."""
@@ -96,17 +108,18 @@ class Outbox:
     async def flush_due(self, now: datetime) -> None:
         """Send every chat's acks whose window has passed by ``now``, oldest first."""
         with self._sessions() as session:
-            chats = ops.due_ack_chats(session, now - self._window)
-        for chat in chats:
+            chats = [c for c in ops.due_ack_chats(session, now - self._window) if c in self._chats]
+            chats += ops.due_ack_chats(session, now - self._window - ORPHAN_AFTER)
+        for chat in dict.fromkeys(chats):
             await self._flush(chat, now - self._window)
         with self._sessions() as session:
             oldest = ops.oldest_ack(session)
         self._due = oldest + self._window if oldest is not None else None
 
     async def flush_all(self) -> None:
-        """Send everything pending (end of a replay, shutdown)."""
+        """Send everything pending in this worker's chats (end of a replay, shutdown)."""
         with self._sessions() as session:
-            chats = ops.due_ack_chats(session, None)
+            chats = [c for c in ops.due_ack_chats(session, None) if c in self._chats]
         for chat in chats:
             await self._flush(chat, None)
         self._due = None

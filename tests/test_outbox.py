@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from bot.config import Settings
-from bot.outbox import Outbox, decode_ack, encode_ack
+from bot.outbox import ORPHAN_AFTER, Outbox, decode_ack, encode_ack
 from bot.render import Renderer
 from bot.types import Ack, DealProgress, OutgoingMessage
 from models.db import create_schema, make_engine, session_factory
@@ -85,7 +85,23 @@ async def test_queued_acks_outlive_the_worker_that_queued_them(db_url: str) -> N
     b = Worker(db_url)
     try:
         assert b.outbox.next_due() is None  # b never queued anything itself...
-        await b.outbox.flush_due(T0 + timedelta(seconds=10))  # ...but its flush loop finds it
+        b.outbox.serve("room:r1")  # ...but the room speaks to it (or redelivers to it)
+        await b.outbox.flush_due(T0 + timedelta(seconds=10))  # and its flush loop finds them
         assert [("张三" in m.text) for m in b.sent] == [True]
     finally:
+        b.engine.dispose()
+
+
+async def test_a_worker_leaves_other_rooms_alone_unless_their_acks_are_orphaned(db_url: str) -> None:
+    a, b = Worker(db_url), Worker(db_url)
+    try:
+        a.order(_ack("张三", "1"), T0)
+        await b.outbox.flush_due(T0 + timedelta(seconds=15))
+        assert b.sent == []  # room r1 is a's: b's account may not even be in it
+        await b.outbox.flush_all()
+        assert b.sent == []
+        await b.outbox.flush_due(T0 + timedelta(seconds=10) + ORPHAN_AFTER)  # a went silent
+        assert [("张三" in m.text) for m in b.sent] == [True]
+    finally:
+        a.engine.dispose()
         b.engine.dispose()
