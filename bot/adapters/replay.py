@@ -158,8 +158,12 @@ class Replay:
                 sender_is_owner=room is not None and (room, ev.name) in self._leaders,
                 mentioned=tuple((member_id(n), n) for n in mentions(ev.text)),
             )
-            await self.app.dispatcher.dispatch(msg)
+            await self.deliver(msg)
             self.clock.advance(1)
+
+    async def deliver(self, msg: IncomingMessage) -> None:
+        """Hand one message to the bot (a subclass may route it through a transport)."""
+        await self.app.dispatcher.dispatch(msg)
 
     async def _directive(self, ev: Directive) -> None:
         if ev.kind == "room":
