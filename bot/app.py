@@ -39,7 +39,8 @@ class App:
 
 
 def build_app(settings: Settings, clock: Clock, send: Sender, scheduler: JobScheduler,
-              database_url: str | None = None, *, engine: Engine | None = None) -> App:
+              database_url: str | None = None, *, engine: Engine | None = None,
+              sender_confirms: bool = False) -> App:
     """Build the bot around a transport's ``send`` and a scheduler.
 
     Args:
@@ -49,12 +50,15 @@ def build_app(settings: Settings, clock: Clock, send: Sender, scheduler: JobSche
         scheduler: Where deal jobs are planned.
         database_url: Overrides the configured database.
         engine: An engine to share (the live runtime's job store uses the same one).
+        sender_confirms: ``send`` queues, and awaits each message's receipt once sent (the
+            pacer); see ``Outbox``.
     """
     engine = engine or make_engine(database_url or settings.database_url)
     create_schema(engine)
     sessions = session_factory(engine)
     renderer = Renderer()
-    outbox = Outbox(renderer, settings.ack_window_seconds, send, sessions)
+    outbox = Outbox(renderer, settings.ack_window_seconds, send, sessions,
+                    sender_confirms=sender_confirms, lease_seconds=settings.ack_lease_seconds)
     # Leader commands first (开团 must never read as an order), then status queries,
     # then everything a member may mean as an order.
     dispatcher = Dispatcher(settings, sessions, outbox, scheduler,

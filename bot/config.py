@@ -39,6 +39,9 @@ class Settings:
     account_per_minute: int = 20
     send_retries: int = 5
     retry_base_seconds: float = 1.0
+    # acks claimed for sending but not confirmed sent this long after (the process died)
+    # are sent again by another worker or the next start
+    ack_lease_seconds: float = 120.0
     # [modes]: live (posts in the group), shadow (posts privately to the room's leaders)
     # or observe (records only); per room name, with a default
     default_mode: str = "live"
@@ -108,6 +111,7 @@ def load_settings(path: Path | None = None) -> Settings:
         "account_per_minute": int(pacing.get("account_per_minute", Settings.account_per_minute)),
         "send_retries": int(pacing.get("send_retries", Settings.send_retries)),
         "retry_base_seconds": float(pacing.get("retry_base_seconds", Settings.retry_base_seconds)),
+        "ack_lease_seconds": float(pacing.get("ack_lease_seconds", Settings.ack_lease_seconds)),
         "default_mode": default_mode,
         "modes": {str(room): str(mode) for room, mode in modes.items()},
     }

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict
-from datetime import datetime, timedelta
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -64,11 +64,26 @@ class Outbox:
     """Queues ``Ack``s per chat over a window and renders ``Reply``s for the transport."""
 
     def __init__(self, renderer: Renderer, window_seconds: float, send: Sender,
-                 sessions: SessionFactory) -> None:
+                 sessions: SessionFactory, *, sender_confirms: bool = False,
+                 lease_seconds: float = 120.0) -> None:
+        """
+        Args:
+            renderer: Renders templates.
+            window_seconds: How long acks of a chat are collected into one message.
+            send: Where messages go.
+            sessions: The database.
+            sender_confirms: ``send`` only queues (the pacer) and awaits each message's
+                ``receipt`` once it is really sent; otherwise a message counts as sent when
+                ``send`` returns.
+            lease_seconds: Acks claimed this long ago and still not confirmed (their worker
+                died before sending) are claimed and sent again.
+        """
         self._renderer = renderer
         self._window = timedelta(seconds=window_seconds)
         self._send = send
         self._sessions = sessions
+        self._sender_confirms = sender_confirms
+        self._lease = timedelta(seconds=lease_seconds)
         # When this worker's earliest queued ack is due, as far as it knows (another worker
         # may have sent it already: flush_due then finds nothing, which is harmless).
         self._due: datetime | None = None
@@ -107,39 +122,62 @@ class Outbox:
 
     async def flush_due(self, now: datetime) -> None:
         """Send every chat's acks whose window has passed by ``now``, oldest first."""
+        stale = self._stale()
         with self._sessions() as session:
-            chats = [c for c in ops.due_ack_chats(session, now - self._window) if c in self._chats]
-            chats += ops.due_ack_chats(session, now - self._window - ORPHAN_AFTER)
+            chats = [c for c in ops.due_ack_chats(session, now - self._window, stale) if c in self._chats]
+            chats += ops.due_ack_chats(session, now - self._window - ORPHAN_AFTER, stale)
         for chat in dict.fromkeys(chats):
             await self._flush(chat, now - self._window)
         with self._sessions() as session:
-            oldest = ops.oldest_ack(session)
+            oldest = ops.oldest_ack(session, self._stale())
         self._due = oldest + self._window if oldest is not None else None
 
     async def flush_all(self) -> None:
         """Send everything pending in this worker's chats (end of a replay, shutdown)."""
         with self._sessions() as session:
-            chats = [c for c in ops.due_ack_chats(session, None) if c in self._chats]
+            chats = [c for c in ops.due_ack_chats(session, None, self._stale()) if c in self._chats]
         for chat in chats:
             await self._flush(chat, None)
         self._due = None
 
+    def _stale(self) -> datetime:
+        # Claims are stamped with the wall clock, not the (possibly virtual) bot clock.
+        return datetime.now(UTC) - self._lease
+
     @property
     def pending(self) -> int:
-        """Number of acknowledgements waiting (all workers')."""
+        """Number of acknowledgements waiting or being sent (all workers')."""
         with self._sessions() as session:
             return ops.count_acks(session)
 
     async def _flush(self, chat: str, due_before: datetime | None) -> None:
         """Claim the chat's queued acks (if its oldest is due by ``due_before``) and send them
-        as one message. The claim is atomic: of two workers flushing at once, one gets them."""
+        as one message. The claim is atomic: of two workers flushing at once, one gets them.
+        They leave the queue when the message is sent; if this process dies first, another
+        claims them again after the lease."""
+        now = datetime.now(UTC)
         with self._sessions() as session:
-            payloads = ops.claim_acks(session, chat, due_before)
+            rows = ops.claim_acks(session, chat, due_before, now, now - self._lease)
             session.commit()
-        if payloads:
-            await self._send_acks([decode_ack(p) for p in payloads])
+        if not rows:
+            return
+        ids = [row_id for row_id, _ in rows]
 
-    async def _send_acks(self, acks: list[Ack]) -> None:
+        async def receipt() -> None:
+            with self._sessions() as session:
+                ops.forget_acks(session, ids)
+                session.commit()
+
+        msg = self._compose([decode_ack(payload) for _, payload in rows])
+        if msg is None:
+            await receipt()
+            return
+        await self._send(replace(msg, receipt=receipt))
+        if not self._sender_confirms:
+            await receipt()
+
+    def _compose(self, acks: list[Ack]) -> OutgoingMessage | None:
+        """One message for a chat's acks (None if they render to nothing)."""
         first = acks[0]
         groups: dict[int | None, dict] = {}
         mentions: list[str] = []
@@ -159,7 +197,6 @@ class Outbox:
         text = self._renderer.render("ack", {"groups": list(groups.values()),
                                              "private": bool(first.to_id)})
         if not text:
-            return
-        await self._send(OutgoingMessage(text, None if first.to_id else first.room_id,
-                                         first.room_name, first.to_id, first.to_name,
-                                         tuple(mentions)))
+            return None
+        return OutgoingMessage(text, None if first.to_id else first.room_id, first.room_name,
+                               first.to_id, first.to_name, tuple(mentions))

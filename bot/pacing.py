@@ -42,6 +42,15 @@ class _Queue:
     attempts: int = 0
 
 
+async def _confirm(msg: OutgoingMessage) -> None:
+    """Tell the message's author it is done with (sent, or given up on and logged)."""
+    if msg.receipt is not None:
+        try:
+            await msg.receipt()
+        except Exception:  # the message went out; a failed confirmation only means a resend
+            log.exception("confirming a sent message failed")
+
+
 def _chat_key(msg: OutgoingMessage) -> str:
     return f"room:{msg.room_id}" if msg.room_id else f"to:{msg.to_id}"
 
@@ -71,14 +80,17 @@ class Pacer:
         mode = self._settings.mode_of(msg.room_name) if msg.room_id else "live"
         if mode == "observe":
             log.info("observe mode, not posted in %s: %s", msg.room_name, msg.text)
+            await _confirm(msg)
             return
         if mode == "shadow":
             leaders = self._leaders_of(msg.room_id or "")
             if not leaders:
                 log.info("shadow mode, no leader known in %s yet: %s", msg.room_name, msg.text)
-            for member_id, name in leaders:
+                await _confirm(msg)
+            for n, (member_id, name) in enumerate(leaders, start=1):
                 self._enqueue(OutgoingMessage(f"【影子模式·{msg.room_name}】本会在群里发：\n{msg.text}",
-                                              to_id=member_id, to_name=name))
+                                              to_id=member_id, to_name=name,
+                                              receipt=msg.receipt if n == len(leaders) else None))
             return
         self._enqueue(msg)
 
@@ -123,14 +135,23 @@ class Pacer:
         """The chat's waiting messages as one (up to a readable length); the rest stay queued."""
         queue = self._queues[key]
         first = queue.messages.popleft()
-        texts, mentions = [first.text], list(first.mentions)
+        parts = [first]
         size = len(first.text)
         while queue.messages and size + len(queue.messages[0].text) + 2 <= MAX_MERGED_CHARS:
-            nxt = queue.messages.popleft()
-            texts.append(nxt.text)
-            size += len(nxt.text) + 2
-            mentions += [m for m in nxt.mentions if m not in mentions]
-        return replace(first, text="\n\n".join(texts), mentions=tuple(mentions))
+            parts.append(queue.messages.popleft())
+            size += len(parts[-1].text) + 2
+        if len(parts) == 1:
+            return first
+        mentions: list[str] = []
+        for part in parts:
+            mentions += [m for m in part.mentions if m not in mentions]
+
+        async def receipts() -> None:
+            for part in parts:
+                await _confirm(part)
+
+        return replace(first, text="\n\n".join(p.text for p in parts), mentions=tuple(mentions),
+                       receipt=receipts)
 
     async def _send_one(self, key: str, now: float) -> None:
         queue = self._queues[key]
@@ -146,6 +167,7 @@ class Pacer:
                           queue.attempts, msg.room_name or msg.to_name, exc, msg.text)
                 self.failed.append(msg)
                 queue.attempts = 0
+                await _confirm(msg)
             else:
                 delay = self._settings.retry_base_seconds * 2 ** (queue.attempts - 1)
                 log.warning("sending to %s failed (%s); retry %d in %.1f s",
@@ -155,6 +177,7 @@ class Pacer:
         else:
             queue.attempts = 0
             self.sent += 1
+            await _confirm(msg)
         # The chat goes to the back (other chats waiting longer go first), or out when done;
         # its queue stays to remember when it last sent.
         self._order.remove(key)

@@ -121,7 +121,7 @@ class LiveRuntime:
         self.leadership = Leadership(self._engine, settings.database_url)
         self.pacer = Pacer(settings, adapter.send, self._room_leaders)
         self.app: App = build_app(settings, self.clock, self.pacer.submit, self.scheduler,
-                                  engine=self._engine)
+                                  engine=self._engine, sender_confirms=True)
         self._flusher: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
         self._leading: asyncio.Task[None] | None = None

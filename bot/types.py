@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -80,7 +80,11 @@ class Ack:
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """Rendered text ready for a transport."""
+    """Rendered text ready for a transport.
+
+    ``receipt``, when set, is awaited once the message has been handed to the platform (or
+    has failed for good): the outbox then forgets the acknowledgements it carries.
+    """
 
     text: str
     room_id: str | None = None
@@ -88,3 +92,4 @@ class OutgoingMessage:
     to_id: str | None = None
     to_name: str | None = None
     mentions: tuple[str, ...] = field(default=())
+    receipt: Callable[[], Awaitable[None]] | None = field(default=None, compare=False, repr=False)

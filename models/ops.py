@@ -602,33 +602,52 @@ def queue_acks(session: Session, acks: Sequence[tuple[str, datetime, str]]) -> N
         {"chat": chat, "queued_at": at, "payload": payload} for chat, at, payload in acks])
 
 
-def due_ack_chats(session: Session, due_before: datetime | None) -> list[str]:
-    """Chats whose oldest queued ack is at or before ``due_before`` (all when None), oldest first."""
+def _claimable(stale_before: datetime) -> Any:
+    """Rows nobody is sending: never claimed, or claimed by a worker that died meanwhile."""
+    return or_(_ACK_T.c.claimed_at.is_(None), _ACK_T.c.claimed_at < stale_before)
+
+
+def due_ack_chats(session: Session, due_before: datetime | None, stale_before: datetime) -> list[str]:
+    """Chats whose oldest claimable ack is at or before ``due_before`` (all when None), oldest
+    first."""
     oldest = func.min(_ACK_T.c.queued_at)
-    query = core_select(_ACK_T.c.chat).group_by(_ACK_T.c.chat).order_by(oldest)
+    query = (core_select(_ACK_T.c.chat).where(_claimable(stale_before))
+             .group_by(_ACK_T.c.chat).order_by(oldest))
     if due_before is not None:
         query = query.having(oldest <= due_before)
     return list(session.connection().execute(query).scalars())
 
 
-def oldest_ack(session: Session) -> datetime | None:
-    """When the oldest queued ack was queued."""
-    return session.connection().execute(core_select(func.min(_ACK_T.c.queued_at))).scalar()
+def oldest_ack(session: Session, stale_before: datetime) -> datetime | None:
+    """When the oldest claimable ack was queued."""
+    return session.connection().execute(
+        core_select(func.min(_ACK_T.c.queued_at)).where(_claimable(stale_before))).scalar()
 
 
 def count_acks(session: Session) -> int:
+    """Acks queued or being sent."""
     return int(session.connection().execute(core_select(func.count()).select_from(_ACK_T)).scalar_one())
 
 
-def claim_acks(session: Session, chat: str, due_before: datetime | None) -> list[str]:
-    """Take a chat's queued acks (payloads, in order) out of the queue, if its oldest is due.
+def claim_acks(session: Session, chat: str, due_before: datetime | None, now: datetime,
+               stale_before: datetime) -> list[tuple[int, str]]:
+    """Claim a chat's claimable acks, if its oldest is due: (id, payload) in queue order.
 
-    One statement: two workers claiming at once cannot both get a row, and a worker whose
-    rival claimed first finds the remaining acks not due (their window just began).
+    One conditional UPDATE: two workers claiming at once cannot both get a row (on
+    PostgreSQL the second waits for the first's row locks, then finds the rows claimed),
+    and a worker whose rival claimed first finds the acks queued since not yet due.
     """
-    stmt = delete(_ACK_T).where(_ACK_T.c.chat == chat)
+    stmt = update(_ACK_T).where(_ACK_T.c.chat == chat, _claimable(stale_before))
     if due_before is not None:
-        oldest = core_select(func.min(_ACK_T.c.queued_at)).where(_ACK_T.c.chat == chat)
+        oldest = core_select(func.min(_ACK_T.c.queued_at)).where(
+            _ACK_T.c.chat == chat, _claimable(stale_before))
         stmt = stmt.where(oldest.scalar_subquery() <= due_before)
-    rows = session.connection().execute(stmt.returning(_ACK_T.c.id, _ACK_T.c.payload)).all()
-    return [payload for _, payload in sorted(rows)]
+    stmt = stmt.values(claimed_at=bindparam("now", type_=AwareDateTime()))
+    rows = session.connection().execute(stmt.returning(_ACK_T.c.id, _ACK_T.c.payload),
+                                        {"now": now}).all()
+    return sorted((row_id, payload) for row_id, payload in rows)
+
+
+def forget_acks(session: Session, ids: Sequence[int]) -> None:
+    """Delete acks whose message was sent."""
+    session.connection().execute(delete(_ACK_T).where(_ACK_T.c.id.in_(ids)))

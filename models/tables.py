@@ -168,9 +168,12 @@ class PendingQuestion(SQLModel, table=True):
 class PendingAck(SQLModel, table=True):
     """An acknowledgement waiting for its chat's coalescing window, written in the same
     transaction as the order it acknowledges: it survives a crash, and whichever worker
-    claims the chat's queue sends one message for all workers' acks."""
+    claims the chat's queue sends one message for all workers' acks. A claimed row is
+    deleted once its message was sent; one whose claim is older than the lease (its worker
+    died before sending) is claimed again."""
 
     id: int | None = Field(default=None, primary_key=True)
     chat: str = Field(max_length=220, index=True)  # "room:<platform id>" or "to:<platform id>"
     queued_at: datetime = Field(sa_type=AwareDateTime)
     payload: str = Field(sa_column=Column(Text, nullable=False))
+    claimed_at: datetime | None = Field(default=None, sa_type=AwareDateTime)

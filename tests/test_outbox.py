@@ -17,8 +17,9 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=Settings().tz)
 
 def _ack(member: str, qty: str, room: str = "r1") -> Ack:
     return Ack("added", room, "幸福里", {"member": member, "deal_id": 1, "title": "苹果",
-                                        "qty": Decimal(qty), "before": Decimal(0), "after": Decimal(qty), "unit": "箱",
-                                        "item": None, "placed_for": None},
+                                        "qty": Decimal(qty), "before": Decimal(0),
+                                        "after": Decimal(qty), "unit": "箱", "item": None,
+                                        "placed_for": None},
                DealProgress(1, "苹果", Decimal(qty), Decimal(20), "箱", None))
 
 
@@ -105,3 +106,35 @@ async def test_a_worker_leaves_other_rooms_alone_unless_their_acks_are_orphaned(
     finally:
         a.engine.dispose()
         b.engine.dispose()
+
+
+async def test_acks_leave_the_queue_only_when_sent_and_are_resent_after_the_lease(db_url: str) -> None:
+    """A worker that claims acks and dies before sending them: after the lease another sends them."""
+    dead = Worker(db_url)
+    held: list[OutgoingMessage] = []
+
+    async def queue_only(msg: OutgoingMessage) -> None:  # a pacer that never gets to send
+        held.append(msg)
+
+    dead.outbox = Outbox(Renderer(), 10, queue_only, dead.sessions, sender_confirms=True,
+                         lease_seconds=0.3)
+    heir = Worker(db_url)
+    heir.outbox = Outbox(Renderer(), 10, heir._send, heir.sessions, sender_confirms=True,
+                         lease_seconds=0.3)
+    try:
+        dead.order(_ack("张三", "1"), T0)
+        heir.outbox.serve("room:r1")
+        await dead.outbox.flush_due(T0 + timedelta(seconds=10))
+        assert len(held) == 1  # claimed, handed on, not confirmed
+        assert heir.outbox.pending == 1
+        await heir.outbox.flush_due(T0 + timedelta(seconds=10))
+        assert heir.sent == []  # within the lease nobody else takes them
+        await asyncio.sleep(0.4)
+        await heir.outbox.flush_due(T0 + timedelta(seconds=10))
+        assert [("张三" in m.text) for m in heir.sent] == [True]
+        assert heir.outbox.pending == 1  # heir's sender has not confirmed either...
+        await heir.sent[0].receipt()  # type: ignore[misc]
+        assert heir.outbox.pending == 0  # ...now it has
+    finally:
+        dead.engine.dispose()
+        heir.engine.dispose()

@@ -135,3 +135,28 @@ async def test_observe_mode_posts_nothing(caplog: pytest.LogCaptureFixture) -> N
             await pacer.drain(5)
     assert [(m.to_name, m.text) for _, m in transport.sent] == [("张三", "你的订单")]
     assert "#1 开团啦" in caplog.text
+
+
+async def test_receipts_come_after_sending_for_every_merged_part() -> None:
+    transport = Transport(failures=1)
+    confirmed: list[str] = []
+
+    def receipt(name: str):  # type: ignore[no-untyped-def]
+        async def confirm() -> None:
+            assert any(name in m.text for _, m in transport.sent) or name == "放弃"
+            confirmed.append(name)
+        return confirm
+
+    async with running(Pacer(FAST, transport.send, lambda _: [])) as pacer:
+        await pacer.submit(replace(room_msg("第一条"), receipt=receipt("第一条")))
+        for text in ("第二条", "第三条"):
+            await pacer.submit(replace(room_msg(text), receipt=receipt(text)))
+        await pacer.drain(5)
+    assert confirmed == ["第一条", "第二条", "第三条"]
+
+    failing = Transport(failures=100)
+    confirmed.clear()
+    async with running(Pacer(FAST, failing.send, lambda _: [])) as pacer:
+        await pacer.submit(replace(room_msg("到货了"), receipt=receipt("放弃")))
+        await pacer.drain(5)
+    assert confirmed == ["放弃"]  # given up on (and logged): not resent forever

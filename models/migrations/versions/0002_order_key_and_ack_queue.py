@@ -28,6 +28,7 @@ def upgrade() -> None:
     sa.Column('chat', sqlmodel.sql.sqltypes.AutoString(length=220), nullable=False),
     sa.Column('queued_at', models.types.AwareDateTime(timezone=True), nullable=False),
     sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('claimed_at', models.types.AwareDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('pendingack', schema=None) as batch_op:
