@@ -9,54 +9,21 @@ import random
 import re
 import time
 from collections import Counter, defaultdict
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from support.workers import Worker, inbound, stop_all, wait_for
+from support.workers import Worker, inbound, open_deals, stop_all, wait_for
 
-from bot.app import build_app
-from bot.clock import SystemClock
 from bot.config import Settings
-from bot.scheduler import VirtualScheduler
-from bot.types import IncomingMessage, OutgoingMessage
 
 ROOMS = 20
 EXACT = range(14)  # rooms where every order fits: the stored quantities are known exactly
 PRESSURE = range(14, 20)  # rooms with 30 boxes in stock and members trying for more than 3
 MEMBERS = 100
 WINDOW = 1.0
-
-
-async def _open_deals(db_url: str, deadlines: dict[int, datetime]) -> None:
-    """Each room's leader opens a deal whose deadline falls at ``deadlines[room]``.
-
-    "1小时后截团" said (1 h before the deadline): the deal is opened the way a leader would.
-    """
-    settings = replace(Settings(), database_url=db_url)
-    sent: list[OutgoingMessage] = []
-
-    async def keep(msg: OutgoingMessage) -> None:
-        sent.append(msg)
-
-    app = build_app(settings, SystemClock(settings.tz), keep, VirtualScheduler(), db_url)
-    try:
-        for room, deadline in deadlines.items():
-            stock = "" if room in EXACT else " 限量30箱"
-            m = inbound(f"open-{room}", room, f"团长{room:02d}",
-                        f"开团 楼栋{room:02d}苹果 10元/箱 5箱成团{stock} 每人限购3箱 1小时后截团",
-                        owner=True)
-            at = deadline - timedelta(hours=1)
-            assert await app.dispatcher.dispatch(IncomingMessage(**{
-                "id": m["id"], "text": m["text"], "sender_id": m["sender_id"],
-                "sender_name": m["sender_name"], "room_id": m["room_id"],
-                "room_name": m["room_name"], "sender_is_owner": True, "at": at}))
-        assert sum("开团" in m.text for m in sent) == ROOMS
-    finally:
-        app.engine.dispose()
 
 
 def _member(room: int, k: int) -> str:
@@ -123,7 +90,10 @@ async def test_three_workers_one_truth(db_url: str, tmp_path: Path) -> None:
     # Pressure rooms close during the burst, exact rooms after it.
     deadlines = {room: start + timedelta(seconds=40 if room in EXACT else 14 + (room - 14))
                  for room in range(ROOMS)}
-    await _open_deals(db_url, deadlines)
+    await open_deals(db_url, {
+        room: (f"开团 楼栋{room:02d}苹果 10元/箱 5箱成团{'' if room in EXACT else ' 限量30箱'}"
+               " 每人限购3箱 1小时后截团", deadline - timedelta(hours=1))
+        for room, deadline in deadlines.items()})
     by_room, expected = _orders()
     inboxes = _inboxes(by_room)
     assert sum(len(msgs) for msgs in by_room.values()) == 2000

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -67,7 +68,10 @@ class FeedAdapter:
                 sender_name=raw["sender_name"], at=datetime.now(self._tz),
                 room_id=raw["room_id"], room_name=raw["room_name"],
                 sender_is_owner=raw.get("owner", False)))
-            cursor.write_text(str(n + 1))
+            # Atomically, as a queue's offset commit is: a kill never leaves it half written.
+            tmp = cursor.with_suffix(".tmp")
+            tmp.write_text(str(n + 1))
+            os.replace(tmp, cursor)
             await asyncio.sleep(0)  # let the flush loop and the scheduler run between messages
         Path(self._args.done).touch()
 
@@ -90,10 +94,12 @@ async def main() -> None:
     for name in ("db", "name", "inbox", "cursor", "outlog", "go", "ready", "done"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--ack-window", type=float, default=1.0)
+    parser.add_argument("--ack-lease", type=float, default=120.0)
     args = parser.parse_args()
     # Pacing is tested on its own; here the bot may send as fast as the test reads.
     settings = replace(Settings(), database_url=args.db, ack_window_seconds=args.ack_window,
-                       room_interval_seconds=0.0, account_per_minute=1_000_000)
+                       ack_lease_seconds=args.ack_lease, room_interval_seconds=0.0,
+                       account_per_minute=1_000_000)
     runtime = LiveRuntime(settings, FeedAdapter(args, settings.tz), flush_interval=0.1,
                           leader_poll=0.5)
     stop = asyncio.Event()
