@@ -121,24 +121,33 @@ class Outbox:
         return self._due
 
     async def flush_due(self, now: datetime) -> None:
-        """Send every chat's acks whose window has passed by ``now``, oldest first."""
-        stale = self._stale()
+        """Send the acks of this worker's chats whose window has passed by ``now`` (and of
+        orphaned chats), oldest first; then note when the next of them is due."""
         with self._sessions() as session:
-            chats = [c for c in ops.due_ack_chats(session, now - self._window, stale) if c in self._chats]
-            chats += ops.due_ack_chats(session, now - self._window - ORPHAN_AFTER, stale)
-        for chat in dict.fromkeys(chats):
+            queued = self._mine(ops.queued_ack_chats(session, self._stale()))
+        due = [chat for chat, at in queued if at <= now]
+        for chat in due:
             await self._flush(chat, now - self._window)
-        with self._sessions() as session:
-            oldest = ops.oldest_ack(session, self._stale())
-        self._due = oldest + self._window if oldest is not None else None
+        self._due = min((at for chat, at in queued if chat not in due), default=None)
 
     async def flush_all(self) -> None:
         """Send everything pending in this worker's chats (end of a replay, shutdown)."""
         with self._sessions() as session:
-            chats = [c for c in ops.due_ack_chats(session, None, self._stale()) if c in self._chats]
-        for chat in chats:
-            await self._flush(chat, None)
+            queued = ops.queued_ack_chats(session, self._stale())
+        for chat, _ in queued:
+            if chat in self._chats:
+                await self._flush(chat, None)
         self._due = None
+
+    def _mine(self, queued: list[tuple[str, datetime]]) -> list[tuple[str, datetime]]:
+        """(chat, when due) for this worker's chats, and for others' orphaned ones."""
+        out = []
+        for chat, oldest in queued:
+            due = oldest + self._window
+            if chat not in self._chats:
+                due += ORPHAN_AFTER
+            out.append((chat, due))
+        return sorted(out, key=lambda cd: cd[1])
 
     def _stale(self) -> datetime:
         # Claims are stamped with the wall clock, not the (possibly virtual) bot clock.

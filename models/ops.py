@@ -607,21 +607,11 @@ def _claimable(stale_before: datetime) -> Any:
     return or_(_ACK_T.c.claimed_at.is_(None), _ACK_T.c.claimed_at < stale_before)
 
 
-def due_ack_chats(session: Session, due_before: datetime | None, stale_before: datetime) -> list[str]:
-    """Chats whose oldest claimable ack is at or before ``due_before`` (all when None), oldest
-    first."""
-    oldest = func.min(_ACK_T.c.queued_at)
-    query = (core_select(_ACK_T.c.chat).where(_claimable(stale_before))
-             .group_by(_ACK_T.c.chat).order_by(oldest))
-    if due_before is not None:
-        query = query.having(oldest <= due_before)
-    return list(session.connection().execute(query).scalars())
-
-
-def oldest_ack(session: Session, stale_before: datetime) -> datetime | None:
-    """When the oldest claimable ack was queued."""
-    return session.connection().execute(
-        core_select(func.min(_ACK_T.c.queued_at)).where(_claimable(stale_before))).scalar()
+def queued_ack_chats(session: Session, stale_before: datetime) -> list[tuple[str, datetime]]:
+    """(chat, when its oldest claimable ack was queued) for every chat with acks waiting."""
+    query = (core_select(_ACK_T.c.chat, func.min(_ACK_T.c.queued_at))
+             .where(_claimable(stale_before)).group_by(_ACK_T.c.chat))
+    return [(chat, oldest) for chat, oldest in session.connection().execute(query).all()]
 
 
 def count_acks(session: Session) -> int:
