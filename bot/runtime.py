@@ -28,7 +28,7 @@ from bot.jobs import JOBS, catch_up, planned_jobs
 from bot.leadership import Leadership
 from bot.pacing import Pacer
 from bot.scheduler import Plan
-from bot.types import IncomingMessage
+from bot.types import IncomingMessage, Reply
 from models import ops
 from models.db import make_engine
 from models.tables import Deal
@@ -140,7 +140,7 @@ class LiveRuntime:
         await self._check_leadership()
         self._flusher = asyncio.create_task(self._flush_loop())
         self._leading = asyncio.create_task(self._leadership_loop())
-        await self.adapter.start(self.on_message)
+        await self.adapter.start(self.on_message, on_joined=self.on_joined)
 
     async def _check_leadership(self) -> None:
         was = self.leadership.is_leader
@@ -174,6 +174,13 @@ class LiveRuntime:
     async def on_message(self, msg: IncomingMessage) -> None:
         """Transport callback for every inbound message."""
         await self.app.dispatcher.dispatch(msg)
+
+    async def on_joined(self, room_id: str, room_name: str) -> None:
+        """Transport callback when the account is added to a room: a short how-to, sent like
+        every other message (paced; in a shadow or observe room, not posted there)."""
+        await self.app.outbox.send_reply(Reply("greeting", {
+            "bot_name": self.settings.bot_name, "room_name": room_name},
+            room_id=room_id, room_name=room_name))
 
     async def _flush_loop(self) -> None:
         while True:

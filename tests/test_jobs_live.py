@@ -24,7 +24,7 @@ class FakeAdapter:
         self.sent: list[OutgoingMessage] = []
         self.on_message = None
 
-    async def start(self, on_message) -> None:  # type: ignore[no-untyped-def]
+    async def start(self, on_message, *, on_joined=None) -> None:  # type: ignore[no-untyped-def]
         self.on_message = on_message
 
     async def stop(self) -> None:

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.adapters.base import MessageCallback
+from bot.adapters.base import JoinCallback, MessageCallback
 from bot.config import Settings
 from bot.types import IncomingMessage, OutgoingMessage
 from handlers.parsing.wechat import mentions, split_quote
@@ -203,8 +203,10 @@ class PlaygroundAdapter:
 
     # -- ChatAdapter ----------------------------------------------------------------------
 
-    async def start(self, on_message: MessageCallback) -> None:
-        """Serve the page on the configured host and port (port 0: any free one)."""
+    async def start(self, on_message: MessageCallback, *,
+                    on_joined: JoinCallback | None = None) -> None:
+        """Serve the page on the configured host and port (port 0: any free one). The bot is
+        in every simulated room from the start, so ``on_joined`` is never called."""
         self._on_message = on_message
         await self._refresh_state()
         runner = web.AppRunner(self.web_app(), access_log=None, shutdown_timeout=2.0)

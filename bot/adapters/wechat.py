@@ -33,9 +33,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.adapters import wechaty_compat
-from bot.adapters.base import MessageCallback
+from bot.adapters.base import JoinCallback, MessageCallback
 from bot.config import Settings
-from bot.render import Renderer
 from bot.types import IncomingMessage, OutgoingMessage
 from handlers.parsing.wechat import mentions as text_mentions
 
@@ -263,9 +262,9 @@ class WechatyAdapter:
         self._send_timeout = send_timeout
         self._heartbeat = heartbeat_seconds
         self._reconnect = (reconnect_min, reconnect_max)
-        self._renderer = Renderer()
         self._bot: Any = None
         self._on_message: MessageCallback | None = None
+        self._on_joined: JoinCallback | None = None
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._members: dict[str, _Members] = {}
@@ -283,13 +282,16 @@ class WechatyAdapter:
 
     # -- ChatAdapter -------------------------------------------------------------------------
 
-    async def start(self, on_message: MessageCallback) -> None:
-        """Connect in the background and deliver messages to ``on_message``.
+    async def start(self, on_message: MessageCallback, *,
+                    on_joined: JoinCallback | None = None) -> None:
+        """Connect in the background and deliver messages to ``on_message``, and the rooms
+        the account is added to to ``on_joined``.
 
         Returns once the service's event stream has answered, or after ``connect_timeout``
         (then it keeps trying in the background and says so in the log).
         """
         self._on_message = on_message
+        self._on_joined = on_joined
         self._closing = False
         sdk = wechaty_compat.load()
         wechaty_compat.skip_blocking_ping(sdk)
@@ -741,10 +743,5 @@ class WechatyAdapter:
         room = self._bot.Room.load(room_id)
         await room.ready()
         topic = (room.payload.topic if room.payload else "") or ""
-        if self._settings.mode_of(topic or None) != "live":
-            log.info("wechaty: added to %s (%s mode): no greeting", topic,
-                     self._settings.mode_of(topic))
-            return
-        text = self._renderer.render("greeting", {"bot_name": self._settings.bot_name,
-                                                  "room_name": topic})
-        await self.send(OutgoingMessage(text, room_id=room_id, room_name=topic))
+        if self._on_joined is not None:
+            await self._on_joined(room_id, topic)

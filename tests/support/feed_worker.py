@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bot.adapters.base import MessageCallback
+from bot.adapters.base import JoinCallback, MessageCallback
 from bot.config import Settings
 from bot.runtime import LiveRuntime
 from bot.types import IncomingMessage, OutgoingMessage
@@ -52,7 +52,8 @@ class FeedAdapter:
         self._out = open(args.outlog, "a", encoding="utf-8")
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, on_message: MessageCallback) -> None:
+    async def start(self, on_message: MessageCallback, *,
+                    on_joined: JoinCallback | None = None) -> None:
         self._task = asyncio.create_task(self._feed(on_message))
 
     async def _feed(self, on_message: MessageCallback) -> None:
