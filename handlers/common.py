@@ -14,6 +14,8 @@ from sqlmodel import Session, col, select
 from bot.config import Settings
 from bot.render import fmt_qty
 from bot.types import Ack, DealProgress, IncomingMessage, Reply
+from handlers.parsing.order import CatalogItem
+from handlers.parsing.text import normalize
 from handlers.parsing.times import format_time
 from handlers.parsing.wechat import Quote, strip_mentions
 from models import ops
@@ -46,6 +48,12 @@ class ItemCache:
                 self._items.pop(next(iter(self._items)))
             self._items[deal_id] = items
         return items
+
+
+def catalog_item(item: Item, items_in_deal: int) -> CatalogItem:
+    """An item as the order parser matches it: its name in the normalised form the member's
+    text is in (simplified, lower-case), whatever script the leader wrote it in."""
+    return CatalogItem(item.deal_id, item.no, normalize(item.name), item.unit, items_in_deal)
 
 
 class DealCache:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from decimal import Decimal
 
 from handlers.announce import batched_replies, close_announcement
@@ -13,14 +14,15 @@ from handlers.common import (
     Outcome,
     Router,
     Turn,
+    catalog_item,
     deal_view,
     lines_text,
 )
 from handlers.parsing.commands import LeaderCommand, parse_leader_command
-from handlers.parsing.deal import DealParseError, parse_deal_command
+from handlers.parsing.deal import DealParseError, DealSpec, parse_deal_command
 from handlers.parsing.numbers import NUMERAL, RangeError, parse_numeral
-from handlers.parsing.order import CatalogItem, find_items
-from handlers.parsing.text import normalize
+from handlers.parsing.order import find_items
+from handlers.parsing.text import in_written_script, normalize
 from handlers.parsing.times import format_time, parse_time
 from models import ops
 from models.tables import Deal, Item
@@ -83,6 +85,16 @@ def leader_command(turn: Turn, cmd: LeaderCommand) -> Outcome:
     return _HANDLERS[cmd.kind](turn, cmd)
 
 
+def _as_written(spec: DealSpec, raw: str) -> DealSpec:
+    """The names and places of a deal in the leader's own script (繁體 stays 繁體)."""
+    def w(text: str | None) -> str | None:
+        return in_written_script(text, raw) if text else text
+
+    return replace(spec, title=w(spec.title) or spec.title, pickup=w(spec.pickup),
+                   delivery_text=w(spec.delivery_text),
+                   items=tuple(replace(it, name=w(it.name) or it.name) for it in spec.items))
+
+
 def open_deal(turn: Turn, cmd: LeaderCommand) -> Outcome:
     """开团: parse, refuse a past deadline, create the deal and post its card."""
     assert turn.room is not None
@@ -90,6 +102,7 @@ def open_deal(turn: Turn, cmd: LeaderCommand) -> Outcome:
         spec = parse_deal_command(normalize(turn.raw, lower=False), turn.now)
     except DealParseError as exc:
         return Outcome(replies=[turn.reply("deal_error", {"problem": exc.problem})])
+    spec = _as_written(spec, turn.raw)
     if spec.deadline is not None and spec.deadline.at <= turn.now:
         return Outcome(replies=[turn.reply("deal_error", {
             "problem": f"截团时间 {format_time(spec.deadline.at)} 已经过了"})])
@@ -167,7 +180,7 @@ def _pick_item(turn: Turn, deal: Deal, text: str) -> tuple[Item | None, str]:
     m = re.match(r"^\s*(\d+)\s*号?\s+", text)
     if m and 1 <= int(m.group(1)) <= len(items):
         return items[int(m.group(1)) - 1], text[m.end():]
-    catalog = [CatalogItem(deal.id or 0, it.no, it.name, it.unit, len(items)) for it in items]
+    catalog = [catalog_item(it, len(items)) for it in items]
     found = find_items(text, catalog)
     if found:
         start, end, cat = found[0]

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from handlers.common import CLOSED_TEXT, Outcome, Router, Turn, progress_snapshot
+from handlers.common import CLOSED_TEXT, Outcome, Router, Turn, catalog_item, progress_snapshot
 from handlers.parsing.order import (
     Ambiguous,
     CatalogItem,
@@ -41,7 +41,7 @@ def catalog_of(turn: Turn, deals: list[Deal]) -> list[CatalogItem]:
     out: list[CatalogItem] = []
     for deal in deals:
         items = turn.items.get(turn.session, deal.id or 0)
-        out += [CatalogItem(deal.id or 0, it.no, it.name, it.unit, len(items)) for it in items]
+        out += [catalog_item(it, len(items)) for it in items]
     return out
 
 
@@ -121,8 +121,14 @@ def jielong(turn: Turn, jl: Jielong) -> Outcome:
     return outcome
 
 
+# What may follow a member's name at the start of their 接龙 line for it to be just the
+# name: nothing, a separator, or the quantity ("阿珠 2袋", "阿珠两袋", "阿珠：要一袋").
+# "阿珠妈 两袋" is a different name, and stays whole (in the note).
+_AFTER_NAME = re.compile(r"$|[\s\d,，.。:：、;；()（）\-—~]|[一二两三四五六七八九十半来要订买]")
+
+
 def _entry_text(text: str, own_name: str) -> str:
-    if own_name and text.startswith(own_name):
+    if own_name and text.startswith(own_name) and _AFTER_NAME.match(text, len(own_name)):
         return text[len(own_name):].strip()
     return text
 
@@ -406,8 +412,7 @@ def _names_closed_deal(turn: Turn, text: str, catalog: list[CatalogItem]) -> Dea
     closed_ids = _recently_closed(turn)
     if not closed_ids:
         return None
-    closed_cat = [CatalogItem(d, it.no, it.name, it.unit, 1)
-                  for d in closed_ids for it in turn.items.get(turn.session, d)]
+    closed_cat = [catalog_item(it, 1) for d in closed_ids for it in turn.items.get(turn.session, d)]
     open_names = {c.name for c in catalog}
     hits = [c for _, _, c in find_items(text, closed_cat + catalog) if c.name not in open_names
             and c.deal_id in closed_ids]

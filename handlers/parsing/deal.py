@@ -15,7 +15,7 @@ OPEN_RE = re.compile(r"^(?:@[^\s@]{1,32}\s+)*[#＃【\[]?[ \t]*(?:开团|新团|
 _PRICE_RE = re.compile(
     rf"[¥￥]?\s*(?P<price>\d+(?:\.\d+)?)\s*(?:元|块钱|块|rmb|¥)\s*(?:(?:/|每|一)\s*(?P<unit>{_UNIT_RE}))?"
     rf"|[¥￥]\s*(?P<price2>\d+(?:\.\d+)?)\s*(?:/\s*(?P<unit2>{_UNIT_RE}))?"
-    rf"|(?<![\d.])(?P<price3>\d+(?:\.\d+)?)\s*/\s*(?P<unit3>{_UNIT_RE})",  # "89/斤"
+    rf"|(?<![\d.])(?P<price3>\d+(?:\.\d+)?)\s*(?:/|一|每)\s*(?P<unit3>{_UNIT_RE})",  # 89/斤, 6.8一斤
     re.IGNORECASE,
 )
 _QTY_RE = re.compile(rf"(?P<n>{NUMERAL})\s*(?P<unit>{_UNIT_RE})?", re.IGNORECASE)

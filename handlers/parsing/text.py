@@ -27,7 +27,7 @@ def _is_symbol(ch: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def normalize(text: str, *, lower: bool = True) -> str:
+def normalize(text: str, *, lower: bool = True, simplify: bool = True) -> str:
     """Return the canonical form of a chat text for parsing.
 
     Full-width forms become ASCII (NFKC), invisible characters vanish, exotic spaces become
@@ -38,6 +38,8 @@ def normalize(text: str, *, lower: bool = True) -> str:
     Args:
         text: The raw message text.
         lower: Whether to lower-case letters.
+        simplify: Whether traditional characters become simplified (False only to show a
+            leader's words back as written: see ``in_written_script``).
 
     Returns:
         The normalised text, stripped.
@@ -46,8 +48,22 @@ def normalize(text: str, *, lower: bool = True) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _SPACES.sub(" ", text)
     if not text.isascii():
-        text = _T2S.convert(text.translate(_SIGNS))
+        text = text.translate(_SIGNS)
+        if simplify:
+            text = _T2S.convert(text)
     text = "".join(ch for ch in text if not _is_symbol(ch))
     if lower:
         text = text.lower()
     return "\n".join(line.strip() for line in text.split("\n")).strip()
+
+
+def in_written_script(piece: str, raw: str) -> str:
+    """Give a piece of ``normalize(raw, lower=False)`` back in the script ``raw`` was written
+    in: a leader who writes 台灣鳳梨酥 sees 台灣鳳梨酥 on the card, though the parsers read
+    台湾凤梨酥. Character by character; unchanged if the conversion changed the length."""
+    simplified = normalize(raw, lower=False)
+    written = normalize(raw, lower=False, simplify=False)
+    if simplified == written or len(simplified) != len(written):
+        return piece
+    back = {s: w for s, w in zip(simplified, written, strict=True) if s != w}
+    return "".join(back.get(ch, ch) for ch in piece)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from handlers.parsing.deal import DealParseError, DealSpec, is_open_command, parse_deal_command
-from handlers.parsing.text import normalize
+from handlers.parsing.text import in_written_script, normalize
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=TZ)
@@ -84,6 +84,10 @@ FULL_APPLE = {
 }
 
 DEALS = [
+    pytest.param("开团 砀山酥梨 6.8一斤 今晚九点半截团 10号楼下自提", {
+        "title": "砀山酥梨", "items": [(1, "砀山酥梨", "6.8", "斤", None)]}, id="price-without-yuan"),
+    pytest.param("开团 土鸡蛋 45每板 明晚8点截团", {
+        "items": [(1, "土鸡蛋", "45", "板", None)]}, id="price-per-unit-without-yuan"),
     pytest.param(SPEC_ONE_LINE, FULL_APPLE, id="spec-one-line"),
     pytest.param(SPEC_KEY_VALUE, FULL_APPLE, id="spec-key-value"),
     pytest.param(SPEC_NUMBERED, {
@@ -237,3 +241,12 @@ OPEN_COMMANDS = [
 @pytest.mark.parametrize(("raw", "expected"), OPEN_COMMANDS)
 def test_is_open_command(raw: str, expected: bool) -> None:
     assert is_open_command(normalize(raw)) is expected, raw
+
+
+@pytest.mark.parametrize(("piece", "raw", "expected"), [
+    ("台湾凤梨酥", "開團 台灣鳳梨酥 88元/盒 明晚8點截團", "台灣鳳梨酥"),
+    ("8栋门口", "開團 蘋果 8棟門口自提", "8棟門口"),
+    ("山东苹果", "开团 山东苹果 39.9元/箱", "山东苹果"),  # simplified stays simplified
+])
+def test_names_are_shown_in_the_script_they_were_written_in(piece: str, raw: str, expected: str) -> None:
+    assert in_written_script(piece, raw) == expected
