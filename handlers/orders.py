@@ -20,6 +20,7 @@ from handlers.parsing.order import (
     find_items,
     is_agreement,
     is_question,
+    is_same_as,
     parse_member_message,
 )
 from handlers.parsing.text import normalize
@@ -198,11 +199,15 @@ def member_message(turn: Turn, _: bool) -> Outcome:
                 return answered
     scope = _Scope(catalog)
     if turn.quote is not None:
-        if is_agreement(turn.plain) and is_question(normalize(turn.quote.text)):
+        quoted = normalize(turn.quote.text)
+        if is_agreement(turn.plain) and is_question(quoted):
             return Outcome()  # "+1" under a question agrees with the question
-        narrowed = _quoted_scope(turn, catalog)
+        narrowed = _quoted_scope(turn, catalog) or _quoted_members_item(turn, catalog)
         if narrowed is not None:
             scope = _Scope(narrowed, quoted=True)
+        if is_same_as(turn.plain) and not is_question(quoted):
+            # "我也是" under「阿琴：牛奶一箱」: the quoted order, for the speaker.
+            return _apply_text(turn, quoted, scope)
     if not catalog:
         return _closed_refusal(turn)
     return _apply_text(turn, turn.plain, scope)
@@ -266,6 +271,23 @@ def _quoted_scope(turn: Turn, catalog: list[CatalogItem]) -> list[CatalogItem] |
             items = {c for _, _, c in hits}
             return list(items) if len(items) == 1 else [c for c in catalog if c.deal_id in deal_ids]
     return None
+
+
+def _quoted_members_item(turn: Turn, catalog: list[CatalogItem]) -> list[CatalogItem] | None:
+    """The item the quoted member has ordered, if exactly one of the open deals' items: their
+    message may not name it ("面包要两袋" for the 吐司, settled by a question)."""
+    assert turn.quote is not None
+    assert turn.room is not None
+    member = ops.find_member_in_room(turn.session, turn.room, turn.quote.sender)
+    if member is None:
+        return None
+    ordered: set[tuple[int, int]] = set()
+    for deal_id in {c.deal_id for c in catalog}:
+        for buyer in ops.buyers(turn.session, deal_id):
+            if buyer.member.id == member.id:
+                ordered |= {(deal_id, it.no) for it, _ in buyer.lines}
+    items = [c for c in catalog if (c.deal_id, c.item_no) in ordered]
+    return items if len(items) == 1 else None
 
 
 def _answer(turn: Turn, payload: dict[str, Any], catalog: list[CatalogItem]) -> Outcome | None:

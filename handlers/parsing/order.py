@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
@@ -77,7 +77,8 @@ class StatusQuery:
 _MINE = re.compile(r"(我的(订单|单子|单|团购)|查单|查订单|查一下我|查下我|我都?(买|订|定|要|下|拍)了?些?(啥|什么|哪些|多少|几)|我的购买)")
 _STATUS_NOT = re.compile(r"(取消|撤|不要|删)")
 _PROGRESS = re.compile(r"(进度|还差(几|多少)|差(几|多少)|成团了(吗|没)|成团没|够了(吗|没)|"
-                       r"(接|订|卖)了多少|现在多少|几(箱|份|个|单)了|多少(箱|份|单)了)")
+                       r"(接|订|卖)了多少|现在多少|几(箱|份|个|单)了|多少(箱|份|单)了|"
+                       r"(几|多少)(个)?人了|几个了)")
 _QUESTION_END = re.compile(r"(\?|吗|么|呢|不|没|没有|嘛|啥)\s*[!。.~]*$")
 _QUESTION_WORD = re.compile(
     r"(吗|几|多少|什么|啥|谁|怎么|怎样|为什么|为啥|是否|能否|可否|有没有|是不是|能不能|可不可以|"
@@ -85,15 +86,23 @@ _QUESTION_WORD = re.compile(
 )
 _NOISE = re.compile(r"(同问|同求|同想|我也想(知道|问)|想问|问一下|问下|上次|上回|之前|以前|买过|吃过|"
                     r"拼单|团长说|楼上说|说得对|赞同|同意|附议|就是\s*[\d一两二三四五六七八九十])")  # "跟一单就是1斤" explains
+_CANCEL_WORD = (r"(?:取消订单|取消|撤一下单|撤下单|撤个单|撤一下|撤单|撤回|撤了|撤掉|撤销|撤|退单|退出|"
+                r"不要了|不要啦|不要|不跟了|不跟|不买了|不买|不订了|不定了|删了|删除|删掉)")
+_POLITE = r"不好意思|抱歉|sorry|对不起|麻烦了|辛苦了|谢谢|团长"
 _CANCEL = re.compile(
-    r"^(?:那|我|就|先|还是|算了|啊|哦|嗯|呃|唉|要不|全部|全都|都|帮我|麻烦)*"
-    r"(?:取消|撤单|撤回|撤了|撤掉|撤销|撤|退单|退出|不要了|不要啦|不要|不跟了|不跟|不买了|不买|不订了|不定了|"
-    r"取消订单|删了|删除|删掉)"
-    r"(?:订单|吧|了|啦|哈|哦|呀|吧谢谢|谢谢)*$"
+    r"^(?:那|我|就|先|还是|算了|啊|哦|嗯|呃|唉|要不|全部|全都|都|帮我|麻烦|" + _POLITE + r")*"
+    + _CANCEL_WORD + r"+"
+    r"(?:订单|吧|了|啦|哈|哦|呀|" + _POLITE + r")*$"
 )
+# "那天有事 不要了": a reason, then the cancel. Not when someone else is the subject.
+_CANCEL_TAIL = re.compile(r"(?:不要了|不要啦|不买了|不跟了|不订了|不定了|取消了|取消吧|撤单|撤了吧)"
+                          r"(?:吧|了|啦|哈|哦|呀|" + _POLITE + r")*$")
+_SOMEONE_ELSE = re.compile(r"他|她|别人|人家|大家|有人|楼上|谁")
 _MY_ORDER_WORDS = re.compile(r"(?:我的|我那|我这|这|那)(?:订单|单子|一单|单|一份|份)|订单|单子")
 _CHANGE_HINT = re.compile(r"^(?:我|那|哦|啊|不好意思)?(?:改|修改|更改|更正|改动|打错了|写错了|说错了|搞错了|发错了|"
-                          r"错了|不对)(?:一下|下)?(?:吧|哈|啊|哦)?$")
+                          r"错了|不对|不是|哦不|噢不|喔不|啊不|不不)(?:一下|下)?(?:吧|哈|啊|哦)?$")
+# A correction inside one message ("我要3箱 不对 2箱"): it ends a clause of its own.
+_CORRECTION = re.compile(r"(?<=\S)\s*(?:不对|哦不|噢不|喔不|说错了|打错了|写错了|搞错了)[,，。!！]?\s*(?=\S)")
 _SET = re.compile(r"(?:改成|改为|改到|换成|修改为|改|变成|调成|调整为|更正为|更改为|打错了|写错了|说错了)")
 _SUB = re.compile(r"(?:减掉|减去|减少|减|少要|少订|少来|去掉|扣掉)")
 _ADD = re.compile(r"(?:再加|追加|加|再来|再要|再订|多要|多来)")
@@ -127,7 +136,7 @@ _TIME_SPAN = re.compile(
     rf"(?:{NUMERAL})\s*(?:点|时|:\d{{2}}|月|分钟|小时|天|周)|(?:{NUMERAL})(?:号|日)(?=\s*(?:到|送|前|后|截|之))"
 )
 _BEHALF = re.compile(
-    r"(?:帮|替|代|给)\s*(?P<who>[^\s帮替代给你他她,，。也都]{1,6}?)\s*(?:也|都)?\s*(?:订|定|带|买|留|拿|要|下单|预定|预订|报|抢|来)"
+    r"(?:帮|替|代|给)\s*(?P<who>[^\s帮替代给你他她,，。也都撤删退]{1,6}?)\s*(?:也|都)?\s*(?:订|定|带|买|留|拿|要|下单|预定|预订|报|抢|来)"
 )
 _NOT_SOMEONE_ELSE = {"我", "忙", "我们", "我家", "自己", "大家", "我自己"}
 _DEAL_REF = re.compile(r"#\s*(\d+)|(\d+)\s*号团|第\s*(\d+)\s*个?团")
@@ -143,13 +152,15 @@ _QTY = re.compile(
 )
 _RANGE = re.compile(rf"(?:{NUMERAL})\s*(?:到|至|-|~|或)\s*(?:{NUMERAL})\s*(?:{_UNIT_RE})")
 _BARE_AFTER_VERB = re.compile(r"(?:要|来|订|定|买|拿|跟|预定|预订|带|留)\s*(?P<n>\d+(?:\.\d+)?|[一两二三四五六七八九十俩仨]+)(?![\d.号楼栋点])")
+# "我和我老公各一板", "我俩各一份": units for each of several people, all on the speaker's order.
+_EACH_PERSON = re.compile(r"(?P<who>[^\s,，。]{1,12}?)各(?:来|要|订|买)?(?=\s*(?:[\d一两二三四五六七八九十]|$))")
 _ALL_ITEMS = re.compile(r"各(?:来|要|订)?|都要|都来|全要|每样|每种|每个都|全部都?要|一样")
 _FILLER_WORDS = """那么 那 我家 我们家 我们 我 也 就 还 再 吧 呀 啊 哦 哈 嘛 的 了 给 请 麻烦 谢谢 感谢 团长
     好的 好 嗯 一下 先 还是 算了 可以 吗 帮 帮忙 ok 谢 辛苦 亲 哈哈 呢 啦 噢 额 呃 喔 耶 滴 嘞 咯 ～ ~ ! ！
     拍 追加 追 和 及 还有 另外 数量 多要 少要 替 代 收到""".split()
 _FILLER = re.compile("|".join(sorted(map(re.escape, _FILLER_WORDS), key=len, reverse=True)))
 # Words that, left over around a quantity with no order verb, show a sentence rather than a note.
-_NOT_A_NOTE = re.compile(r"(有|是|吃|送|到|剩|卖|够|坏|烂|发|退|换|收|看|说|问|想|觉得|很|太|真|都|没|不|只|才|多|贵|便宜|比|像|会|能|去|买|家里|已经|差|对|赞|同意|楼上|一共|总共|每)")
+_NOT_A_NOTE = re.compile(r"(有|是|吃|送|到|剩|卖|够|坏|烂|发|退|换|收|看|说|问|想|觉得|很|太|真|都|没|不|只|才|多|贵|便宜|比|像|会|能|去|买|已经|差|对|赞|同意|楼上|一共|总共|每)")
 
 
 _PLUS_SIGNS = re.compile(r"[x×*+]")
@@ -202,6 +213,15 @@ def fill_range(text: str, answer: str) -> str | None:
     if qty is None or span is None:
         return None
     return text[: span.start()] + qty.group(0) + text[span.end():]
+
+
+_SAME_AS = re.compile(r"^(?:我也是|我也一样|俺也一样|我也同样|同上|一样|一样的|和楼上一样|跟楼上一样|same|me too)"
+                      r"(?:吧|哈|呀|啊|谢谢|谢谢团长)*[!！.。~]*$")
+
+
+def is_same_as(text: str) -> bool:
+    """"我也是" / "同上" / "一样": under a quoted order, the same order for the speaker."""
+    return bool(_SAME_AS.match(text.strip()))
 
 
 def is_agreement(text: str) -> bool:
@@ -303,6 +323,11 @@ def _quantities(text: str, deal_unit: str | None) -> list[tuple[int, int, Decima
     return found
 
 
+# Weights in grams: a member may order in another weight unit than the deal's.
+_GRAMS = {"斤": Decimal(500), "公斤": Decimal(1000), "千克": Decimal(1000), "kg": Decimal(1000),
+          "克": Decimal(1), "g": Decimal(1)}
+
+
 def _qty_of(m: re.Match[str], deal_unit: str | None) -> Decimal:
     if m.group("x") is not None:
         return _num(m.group("x"))
@@ -315,8 +340,16 @@ def _qty_of(m: re.Match[str], deal_unit: str | None) -> Decimal:
     qty = _num(m.group("n"))
     if m.group("half1") or m.group("half2"):
         qty += Decimal("0.5")
-    if m.group("unit") == "打" and deal_unit != "打":
+    unit = (m.group("unit") or "").lower()
+    if unit == "打" and deal_unit != "打":
         qty *= 12
+    if deal_unit is not None and unit in _GRAMS and deal_unit != unit:
+        if deal_unit in _GRAMS:
+            qty = qty * _GRAMS[unit] / _GRAMS[deal_unit]
+        elif unit != "斤":
+            # 1.5kg of eggs sold by the 板: no honest way to count it; ask for a number.
+            # ("要一斤" of a deal sold by the 份 has always meant one 份 here.)
+            raise ValueError(f"{unit} for a deal counted in {deal_unit}")
     return qty
 
 
@@ -374,6 +407,19 @@ def _pair(refs: list[tuple[int, Ref]], qtys: list[tuple[int, int, Decimal]],
     return lines
 
 
+def _people(clause: str) -> int:
+    """How many people "各" shares out to: "我和我老公各一板" 2, "我们仨各一份" 3; else 1."""
+    m = _EACH_PERSON.search(clause)
+    if not m:
+        return 1
+    who = m.group("who")
+    for words, n in (("俩|两个人|两人|两家", 2), ("仨|三个人|三人|三家", 3), ("四个人|四人|四家", 4)):
+        if re.search(words, who):
+            return n
+    joined = len(re.findall(r"和|跟|与|、|及", who))
+    return joined + 1 if joined else 1
+
+
 def _in_names(word: str, catalog: Sequence[CatalogItem]) -> bool:
     """Whether every character of a leftover word belongs to one item name ("米" for 大米)."""
     return any(all(ch in c.name for ch in word) for c in catalog)
@@ -404,7 +450,8 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
     if ref:
         deal_no = int(next(g for g in ref.groups() if g))
         text = (text[: ref.start()] + " " + text[ref.end():]).strip()
-    deal_unit = catalog[0].unit if catalog else None
+    units = {c.unit for c in catalog}
+    deal_unit = units.pop() if len(units) == 1 else None  # items in different units: none
     multi = any(c.items_in_deal > 1 for c in catalog)
 
     placed_for = None
@@ -412,6 +459,9 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
     if behalf and behalf.group("who") not in _NOT_SOMEONE_ELSE:
         placed_for = behalf.group("who")
         text = text[: behalf.start("who")] + text[behalf.end("who"):]
+
+    if _CORRECTION.search(text) and re.search(rf"{NUMERAL}", text):
+        text = _CORRECTION.sub(lambda m: "，" + m.group(0).strip(" ,，。!！") + "，", text)
 
     kind: Kind = "order"
     lines: list[OrderLine] = []
@@ -422,10 +472,13 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
     explicit = False
     cancel_lines: list[OrderLine] | None = None
     for clause in split_clauses(text):
-        if _is_question(clause) or _NOISE.search(clause):
-            continue
         if _CHANGE_HINT.match(clause):
-            change_hint = True  # "我改一下，要4盒": the next quantity is the new total
+            if lines:  # "要2箱，哦不，要3箱": the later number replaces this message's own
+                lines, kind, all_items = [], "order", False
+            else:
+                change_hint = True  # "我改一下，要4盒": the next quantity is the new total
+            continue
+        if _is_question(clause) or _NOISE.search(clause):
             continue
         if _RANGE.search(clause):
             return Ambiguous(clause)
@@ -447,14 +500,19 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
                 masked = masked[: m.start()] + "\x01" * (m.end() - m.start()) + masked[m.end():]
         refs.sort(key=lambda r: r[0])
         # Cancels: the whole clause is a cancel word, or "<item>不要了", "我那单不要了".
-        bare = _FILLER.sub("", _MY_ORDER_WORDS.sub("", masked.replace("\x01", ""))).strip()
-        if (bare or refs) and _CANCEL.match(bare or "x"):
+        said = re.sub(r"\s+", "", _MY_ORDER_WORDS.sub("", masked.replace("\x01", "")))
+        bare = _FILLER.sub("", said)
+        if (bare or refs) and (_CANCEL.match(bare or "x") or _CANCEL.match(said or "x")):
             cancel_lines = [_line(r, None) for _, r in refs] or [OrderLine(None, None)]
             continue
         try:
             qtys = _quantities(masked, deal_unit)
         except RangeError:
             return Ambiguous(clause)
+        if (not qtys and not refs and _CANCEL_TAIL.search(said) and len(said) <= 16
+                and not _SOMEONE_ELSE.search(said)):
+            cancel_lines = [OrderLine(None, None)]
+            continue
         has_all = bool(_ALL_ITEMS.search(masked)) and multi
         clause_kind: Kind = "order"
         if (_SET.search(masked) or change_hint) and (qtys or refs):
@@ -504,6 +562,9 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
         clause_lines = _pair(refs, qtys, has_all) or [OrderLine(None, None)]
         if has_all and not refs:
             clause_lines = [OrderLine(None, clause_lines[0].qty)]
+        people = _people(masked) if not multi else 1
+        if people > 1:
+            clause_lines = [replace(ln, qty=(ln.qty or Decimal(1)) * people) for ln in clause_lines]
         lines.extend(clause_lines)
         # Addresses and times were masked for parsing; they belong in the note as written.
         kept = "".join(c if r == "\x00" else r for c, r in zip(clause, residue, strict=True))

@@ -17,6 +17,8 @@ _INVISIBLE = dict.fromkeys(
 # WeChat puts U+2005 (four-per-em space) after an @mention; treat every exotic space alike.
 _SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\t]+")
 _T2S = OpenCC("t2s")
+# WeChat's built-in stickers arrive in text as their name in brackets: [玫瑰], [强], [OK].
+_STICKER = re.compile(r"\[(?:[\u4e00-\u9fff]{1,4}|OK|Yeah!?|Emm|Wow|Facepalm|Smirk|Hurt|Awesome)\]")
 # Emoji and dingbat operators people type for "+1" and "x2", mapped before symbols are dropped.
 _SIGNS = str.maketrans({"➕": "+", "✚": "+", "✖": "x", "✕": "x"})
 
@@ -45,6 +47,7 @@ def normalize(text: str, *, lower: bool = True, simplify: bool = True) -> str:
         The normalised text, stripped.
     """
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    text = _STICKER.sub(" ", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _SPACES.sub(" ", text)
     if not text.isascii():

@@ -21,6 +21,7 @@ from handlers.parsing.order import (
     StatusQuery,
     classify_status,
     fill_range,
+    is_same_as,
     parse_member_message,
 )
 from handlers.parsing.text import normalize
@@ -720,3 +721,50 @@ def test_more_status_wordings(raw: str, kind: str) -> None:
     query = classify_status(normalize(raw))
     assert query is not None
     assert query.kind == kind
+
+
+# --- blind set h: corrections, polite cancels, shares per person, weights, stickers --------------
+
+EGGS = single("土鸡蛋", "板")
+PORK = single("黑猪肉", "斤")
+
+
+@pytest.mark.parametrize(("raw", "catalog", "kind", "qty"), [
+    ("我要3板 不对 2板", EGGS, "order", "2"),             # the later number replaces the earlier
+    ("要2板，哦不，要3板", EGGS, "order", "3"),
+    ("要3板，不对，改成2板", EGGS, "set", "2"),
+    ("我和我老公各一板", EGGS, "order", "2"),              # one each for two people
+    ("我们仨各一板", EGGS, "order", "3"),
+    ("我妈和我姨各两板", EGGS, "order", "4"),
+    ("1.5kg", PORK, "order", "3"),                        # weights convert to the deal's unit
+    ("要一公斤", PORK, "order", "2"),
+    ("500g", PORK, "order", "1"),
+    ("三板 家里聚餐", EGGS, "order", "3"),                 # a reason is a note, not a sentence
+    ("土鸡蛋来一板[玫瑰]", EGGS, "order", "1"),            # a sticker is not a second mention
+    ("那我先不要了哈 不好意思", EGGS, "cancel", None),
+    ("不好意思 不要了", EGGS, "cancel", None),
+    ("不要了不要了", EGGS, "cancel", None),
+    ("那天有事 不要了", EGGS, "cancel", None),
+    ("团长 帮我撤一下单", EGGS, "cancel", None),
+])
+def test_blind_set_h_phenomena(raw: str, catalog: list[CatalogItem], kind: str, qty: str | None) -> None:
+    intent = parse_member_message(normalize(raw), catalog)
+    assert isinstance(intent, OrderIntent), raw
+    assert intent.kind == kind, raw
+    assert [ln.qty for ln in intent.lines] == [None if qty is None else Decimal(qty)], raw
+
+
+@pytest.mark.parametrize("raw", ["他说不要了", "[强][玫瑰]", "不对吧", "1.5kg"])
+def test_blind_set_h_non_orders(raw: str) -> None:
+    """Someone else's cancel, stickers alone, a complaint; 1.5kg of eggs sold by the 板 asks."""
+    intent = parse_member_message(normalize(raw), EGGS)
+    assert intent is None or isinstance(intent, Ambiguous), raw
+
+
+@pytest.mark.parametrize("raw", ["我也是", "同上", "一样", "我也一样", "一样的"])
+def test_same_as_under_a_quoted_order(raw: str) -> None:
+    assert is_same_as(normalize(raw))
+
+
+def test_how_many_people_is_a_progress_question() -> None:
+    assert classify_status(normalize("现在几个人了")) == StatusQuery("progress", None)
