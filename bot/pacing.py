@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_MERGED_CHARS = 1800  # one WeChat message stays readable (and under the puppets' limits)
 ACCOUNT_WINDOW = 60.0
+MAX_BACKOFF = 60.0  # seconds between retries at most
 
 LeadersOf = Callable[[str], list[tuple[str, str]]]  # room platform id -> (member id, name)
 
@@ -99,7 +100,7 @@ class Pacer:
         if key not in self._queues and len(self._queues) > 1000:
             self._forget_quiet_chats()
         queue = self._queues.setdefault(key, _Queue())
-        if not queue.messages:
+        if key not in self._order:  # (it may be out of the order only while being sent)
             self._order.append(key)
         queue.messages.append(msg)
         self._idle.clear()
@@ -161,7 +162,10 @@ class Pacer:
         try:
             await self._send(msg)
         except Exception as exc:  # the transport's failures are many; each is retried
-            queue.attempts += 1
+            # Not connected (the puppet is down, reconnecting): wait for it, however long;
+            # only failures of a connected transport count towards giving up.
+            if not isinstance(exc, ConnectionError):
+                queue.attempts += 1
             if queue.attempts > self._settings.send_retries:
                 log.error("sending failed for good after %d attempts to %s: %s\n%s",
                           queue.attempts, msg.room_name or msg.to_name, exc, msg.text)
@@ -169,18 +173,20 @@ class Pacer:
                 queue.attempts = 0
                 await _confirm(msg)
             else:
-                delay = self._settings.retry_base_seconds * 2 ** (queue.attempts - 1)
+                delay = min(self._settings.retry_base_seconds * 2 ** max(queue.attempts - 1, 0),
+                            MAX_BACKOFF)
                 log.warning("sending to %s failed (%s); retry %d in %.1f s",
                             msg.room_name or msg.to_name, exc, queue.attempts, delay)
                 queue.messages.appendleft(msg)
-                queue.not_before = now + delay
+                queue.not_before = self._now() + delay  # from now: the send itself may be slow
         else:
             queue.attempts = 0
             self.sent += 1
             await _confirm(msg)
         # The chat goes to the back (other chats waiting longer go first), or out when done;
         # its queue stays to remember when it last sent.
-        self._order.remove(key)
+        if key in self._order:
+            self._order.remove(key)
         if queue.messages:
             self._order.append(key)
         elif not self._order:
@@ -190,10 +196,14 @@ class Pacer:
         """Send queued messages as the limits allow, until cancelled."""
         while True:
             self._wake.clear()
-            key, wait = self._next_ready(self._now())
-            if key is not None:
-                await self._send_one(key, self._now())
-                continue
+            try:
+                key, wait = self._next_ready(self._now())
+                if key is not None:
+                    await self._send_one(key, self._now())
+                    continue
+            except Exception:  # a bug here must not silence the bot for good
+                log.exception("the pacer failed; it carries on")
+                wait = 1.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), None if wait == float("inf") else wait)
 

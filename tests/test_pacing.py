@@ -23,16 +23,20 @@ FAST = Settings(room_interval_seconds=0.2, account_per_minute=1000, send_retries
 class Transport:
     """Records what reaches the transport and when; can be told to fail."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, error: type[Exception] = RuntimeError,
+                 slow: float = 0.0) -> None:
         self.sent: list[tuple[float, OutgoingMessage]] = []
         self.failures = failures
+        self.error = error
+        self.slow = slow
         self.calls = 0
 
     async def send(self, msg: OutgoingMessage) -> None:
         self.calls += 1
+        await asyncio.sleep(self.slow)
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("puppet unavailable")
+            raise self.error("send rejected")
         self.sent.append((time.monotonic(), msg))
 
 
@@ -160,3 +164,26 @@ async def test_receipts_come_after_sending_for_every_merged_part() -> None:
         await pacer.submit(replace(room_msg("到货了"), receipt=receipt("放弃")))
         await pacer.drain(5)
     assert confirmed == ["放弃"]  # given up on (and logged): not resent forever
+
+
+async def test_a_disconnected_transport_is_waited_for_beyond_the_retry_count() -> None:
+    transport = Transport(failures=FAST.send_retries + 3, error=ConnectionError)
+    async with running(Pacer(FAST, transport.send, lambda _: [])) as pacer:
+        await pacer.submit(room_msg("截团啦"))
+        await pacer.drain(10)
+    assert [m.text for _, m in transport.sent] == ["截团啦"]
+    assert pacer.failed == []
+
+
+async def test_a_message_queued_while_its_chat_is_sending_is_sent_too() -> None:
+    transport = Transport(slow=0.1)
+    async with running(Pacer(FAST, transport.send, lambda _: [])) as pacer:
+        await pacer.submit(room_msg("第一条"))
+        await asyncio.sleep(0.05)  # the first is in flight
+        await pacer.submit(room_msg("第二条"))
+        await pacer.submit(room_msg("第三条"))
+        await pacer.drain(5)
+        await pacer.submit(room_msg("第四条"))
+        await pacer.drain(5)
+    assert "\n\n".join(m.text for _, m in transport.sent).count("条") == 4
+    assert pacer.pending == 0
