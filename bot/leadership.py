@@ -13,6 +13,7 @@ as well: a job run twice, by two leaders in a split second of overlap, changes n
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -55,10 +56,16 @@ class Leadership:
         return self.is_leader
 
     def _try_advisory_lock(self) -> bool:
-        if self._conn is None:
-            # Autocommit: the lock belongs to the session, no transaction is left idle open.
-            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        got = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": self._id}).scalar())
+        try:
+            if self._conn is None:
+                # Autocommit: the lock belongs to the session, no transaction left idle open.
+                self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            got = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:id)"),
+                                          {"id": self._id}).scalar())
+        except Exception:  # a dead pooled connection (the server restarted): try afresh later
+            log.warning("could not ask for the scheduler lock; trying again", exc_info=True)
+            self._drop_conn()
+            return False
         if not got:
             self._close_conn()
         return got
@@ -82,20 +89,30 @@ class Leadership:
                 self._conn.execute(text("SELECT 1"))
             except Exception:  # any failure means the session (and its lock) is gone
                 log.warning("lost the scheduler lock connection; no longer the leader")
-                self._conn = None
+                self._drop_conn()
                 self.is_leader = False
         return self.is_leader
 
     def _close_conn(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            with contextlib.suppress(Exception):
+                self._conn.close()
             self._conn = None
+
+    def _drop_conn(self) -> None:
+        """Discard a broken connection so the pool never hands it out again."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()
+        self._close_conn()
 
     def release(self) -> None:
         """Give up leadership (on shutdown)."""
         if self._conn is not None:
             try:
                 self._conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": self._id})
+            except Exception:  # the session is gone, and its lock with it
+                self._drop_conn()
             finally:
                 self._close_conn()
         if self._file is not None:

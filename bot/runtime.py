@@ -125,6 +125,8 @@ class LiveRuntime:
         self._flusher: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
         self._leading: asyncio.Task[None] | None = None
+        self._took_over = False  # leads, and has caught up and resumed the scheduler
+        self._accepting = True
 
     def _room_leaders(self, room_id: str) -> list[tuple[str, str]]:
         """Where a shadow-mode room's messages go instead: its leaders, privately."""
@@ -143,12 +145,17 @@ class LiveRuntime:
         await self.adapter.start(self.on_message, on_joined=self.on_joined)
 
     async def _check_leadership(self) -> None:
-        was = self.leadership.is_leader
         leads = self.leadership.try_acquire()
-        if leads and not was:
-            await self._take_over()
-        elif was and not leads:
+        if leads and not self._took_over:
+            try:
+                await self._take_over()
+            except Exception:  # keep the lock and try the take-over again at the next poll
+                log.exception("taking over the scheduled jobs failed; retrying")
+                return
+            self._took_over = True
+        elif self._took_over and not leads:
             self.scheduler.pause()
+            self._took_over = False
         elif leads:
             self.scheduler.wakeup()
 
@@ -172,8 +179,10 @@ class LiveRuntime:
                 log.exception("checking the scheduler leadership failed")
 
     async def on_message(self, msg: IncomingMessage) -> None:
-        """Transport callback for every inbound message."""
-        await self.app.dispatcher.dispatch(msg)
+        """Transport callback for every inbound message (none once stopping: the transport
+        delivers it again, and the database dedupes it if it was handled after all)."""
+        if self._accepting:
+            await self.app.dispatcher.dispatch(msg)
 
     async def on_joined(self, room_id: str, room_name: str) -> None:
         """Transport callback when the account is added to a room: a short how-to, sent like
@@ -191,25 +200,41 @@ class LiveRuntime:
                 log.exception("flushing acknowledgements failed")
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
-        """Stop the scheduler (its jobs stay stored), flush what is pending and send it within
-        the pacing limits (up to ``drain_seconds``), then stop the transport."""
-        if self._leading is not None:
-            self._leading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._leading
-        self.scheduler.shutdown()
+        """Stop taking messages, stop the scheduler (its jobs stay stored) and give up the
+        leadership, send what is pending within the pacing limits (up to ``drain_seconds``),
+        then disconnect. Each step runs even if an earlier one failed."""
+        self._accepting = False  # a message arriving now is left for redelivery
+        for task in (self._leading, self._flusher):
+            await _cancelled(task)
+        try:
+            self.scheduler.shutdown()
+        except Exception:
+            log.exception("stopping the scheduler failed")
         self.leadership.release()
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            await self.app.outbox.flush_all()
-            await self.pacer.drain(drain_seconds)
-        if self._sender is not None:
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
-        await self.adapter.stop()
-        if _RUNNING.get(self.key) is self:
-            del _RUNNING[self.key]
-        self._engine.dispose()
+        try:
+            if self._flusher is not None:  # started: flush and send what is pending
+                await self.app.outbox.flush_all()
+                await self.pacer.drain(drain_seconds)
+        except Exception:
+            log.exception("sending the last messages failed; their acks are sent after restart")
+        finally:
+            await _cancelled(self._sender)
+            try:
+                await self.adapter.stop()
+            finally:
+                if _RUNNING.get(self.key) is self:
+                    del _RUNNING[self.key]
+                self._engine.dispose()
+
+
+async def _cancelled(task: asyncio.Task[None] | None) -> None:
+    """Cancel a task and wait for it; whatever it ended with is logged, not raised."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.exception("a runtime task had failed")

@@ -349,11 +349,14 @@ class Milestones:
     sold_out: bool = False
 
 
-def member_orders(session: Session, deal_id: int, member: Member) -> list[Order]:
-    """All of a member's orders on a deal (their own and those placed for others)."""
-    return list(session.exec(select(Order).where(Order.deal_id == deal_id,
-                                                 Order.member_id == member.id)
-                             .order_by(col(Order.id))).all())
+def member_orders(session: Session, deal_id: int, member: Member, *,
+                  lock: bool = False) -> list[Order]:
+    """All of a member's orders on a deal (their own and those placed for others); ``lock``
+    holds their rows until the commit, for a change (see ``_ORDER_STATE``)."""
+    query = select(Order).where(Order.deal_id == deal_id, Order.member_id == member.id)
+    if lock:  # (and read the rows afresh, not as this session may have them already)
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return list(session.exec(query.order_by(col(Order.id))).all())
 
 
 @dataclass
@@ -372,6 +375,10 @@ _ORDER_STATE = (
     .select_from(_ORDER_T.outerjoin(_LINE_T, _LINE_T.c.order_id == _ORDER_T.c.id))
     .where(_ORDER_T.c.deal_id == bindparam("deal_id"), _ORDER_T.c.member_id == bindparam("member_id"),
            func.coalesce(_ORDER_T.c.placed_for, "") == bindparam("placed_for"))
+    # The order row stays locked until the commit (PostgreSQL; SQLite writes one at a time):
+    # two changes of one order through two workers run one after the other, so the status
+    # written from the lines read is never stale.
+    .with_for_update(of=_ORDER_T)
 )
 _DELTA = bindparam("delta", type_=Quantity())
 _INSERT_ORDER = insert(_ORDER_T)
@@ -526,7 +533,7 @@ def cancel_member_orders(session: Session, deal: Deal, member: Member, now: date
     changes: list[OrderChange] = []
     wanted = {it.id for it in items}
     all_items = {it.id: it for it in deal_items(session, deal.id or 0)}
-    for order in member_orders(session, deal.id or 0, member):
+    for order in member_orders(session, deal.id or 0, member, lock=True):
         if order.status != "active":
             continue
         lines = session.exec(select(OrderLine).where(OrderLine.order_id == order.id)).all()
