@@ -4,10 +4,11 @@ transaction, then replies and acks to the outbox (only after the commit)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from bot.config import Settings
@@ -24,7 +25,7 @@ from models.tables import Deal, Member, ProcessedMessage, Room
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 20_000  # longer messages are cut before parsing; nobody orders in a novel
-MAX_ATTEMPTS = 3  # a transaction that lost a race on a unique key is run again
+MAX_ATTEMPTS = 5  # a transaction that lost a race, or hit a transient error, is run again
 
 
 class Dispatcher:
@@ -73,8 +74,14 @@ class Dispatcher:
                     outcome, plans = self._run(session, msg)
                     session.commit()
                     break
-                except (IntegrityError, ops.Conflict):
+                except (IntegrityError, ops.Conflict, OperationalError) as exc:
+                    # A lost race, or a transient database failure (a deadlock, "database is
+                    # locked", a connection that died and was discarded): run it again.
                     session.rollback()
+                    if isinstance(exc, OperationalError):
+                        log.warning("database error on message %s (attempt %d): %s",
+                                    msg.id, attempt, str(exc).splitlines()[0])
+                        time.sleep(0.05 * attempt)
                     self._forget_identities()
                     if self._already_handled(msg.id):
                         return None
@@ -87,10 +94,13 @@ class Dispatcher:
                     log.exception("handler failed on message %s; recorded as processed", msg.id)
                     self._record_failed(msg)
                     return None
-        for deal_id in outcome.unschedule:
-            self._scheduler.drop(deal_id)
-        for deal_id, jobs in plans:
-            self._scheduler.plan(deal_id, jobs)
+        try:
+            for deal_id in outcome.unschedule:
+                self._scheduler.drop(deal_id)
+            for deal_id, jobs in plans:
+                self._scheduler.plan(deal_id, jobs)
+        except Exception:  # committed already; the leader plans every open deal on take-over
+            log.exception("planning the jobs of message %s failed", msg.id)
         return outcome
 
     def _already_handled(self, message_id: str) -> bool:

@@ -90,6 +90,9 @@ class Outbox:
         # The chats this worker's account has heard from: it flushes their acks, not those of
         # rooms another account serves (it may not even be in them).
         self._chats: set[str] = set()
+        # Acks this worker claimed and handed to the sender, not yet confirmed sent: their
+        # claim is renewed while they wait (pacing may hold them longer than the lease).
+        self._in_flight: set[int] = set()
 
     def serve(self, chat: str) -> None:
         """Note that a message came from this chat through this worker."""
@@ -124,6 +127,9 @@ class Outbox:
         """Send the acks of this worker's chats whose window has passed by ``now`` (and of
         orphaned chats), oldest first; then note when the next of them is due."""
         with self._sessions() as session:
+            if self._in_flight:
+                ops.renew_claims(session, list(self._in_flight), datetime.now(UTC))
+                session.commit()
             queued = self._mine(ops.queued_ack_chats(session, self._stale()))
         due = [chat for chat, at in queued if at <= now]
         for chat in due:
@@ -171,11 +177,13 @@ class Outbox:
         if not rows:
             return
         ids = [row_id for row_id, _ in rows]
+        self._in_flight.update(ids)
 
         async def receipt() -> None:
             with self._sessions() as session:
                 ops.forget_acks(session, ids)
                 session.commit()
+            self._in_flight.difference_update(ids)
 
         msg = self._compose([decode_ack(payload) for _, payload in rows])
         if msg is None:

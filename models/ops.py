@@ -645,6 +645,12 @@ def claim_acks(session: Session, chat: str, due_before: datetime | None, now: da
     return sorted((row_id, payload) for row_id, payload in rows)
 
 
+def renew_claims(session: Session, ids: Sequence[int], now: datetime) -> None:
+    """Keep acks claimed that are still on their way (waiting for the pacer)."""
+    session.connection().execute(update(_ACK_T).where(_ACK_T.c.id.in_(ids)).values(
+        claimed_at=bindparam("now", type_=AwareDateTime())), {"now": now})
+
+
 def forget_acks(session: Session, ids: Sequence[int]) -> None:
     """Delete acks whose message was sent."""
     session.connection().execute(delete(_ACK_T).where(_ACK_T.c.id.in_(ids)))

@@ -138,3 +138,33 @@ async def test_acks_leave_the_queue_only_when_sent_and_are_resent_after_the_leas
     finally:
         dead.engine.dispose()
         heir.engine.dispose()
+
+
+async def test_a_live_worker_keeps_its_claim_while_the_sender_holds_the_message(db_url: str) -> None:
+    """Pacing may hold an ack longer than the lease: its worker renews the claim meanwhile,
+    so nobody sends it a second time."""
+    slow, other = Worker(db_url), Worker(db_url)
+    held: list[OutgoingMessage] = []
+
+    async def queue_only(msg: OutgoingMessage) -> None:
+        held.append(msg)
+
+    slow.outbox = Outbox(Renderer(), 10, queue_only, slow.sessions, sender_confirms=True,
+                         lease_seconds=0.3)
+    other.outbox = Outbox(Renderer(), 10, other._send, other.sessions, sender_confirms=True,
+                          lease_seconds=0.3)
+    try:
+        slow.order(_ack("张三", "1"), T0)
+        other.outbox.serve("room:r1")
+        await slow.outbox.flush_due(T0 + timedelta(seconds=10))
+        assert len(held) == 1
+        for _ in range(4):  # 0.6 s: twice the lease
+            await asyncio.sleep(0.15)
+            await slow.outbox.flush_due(T0 + timedelta(seconds=11))  # its flush loop ticks
+            await other.outbox.flush_due(T0 + timedelta(seconds=11))
+        assert other.sent == []
+        await held[0].receipt()  # type: ignore[misc]
+        assert slow.outbox.pending == 0
+    finally:
+        slow.engine.dispose()
+        other.engine.dispose()
