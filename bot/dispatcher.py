@@ -43,9 +43,14 @@ class Dispatcher:
         self._presence: set[tuple[int | None, int | None]] = set()
         self._items = ItemCache()
         self._deals = DealCache()
+        # The installation's other bot accounts (the live runtime keeps this current): their
+        # posts in a shared group are the bot talking, not members ordering.
+        self.bot_ids: set[str] = set()
 
     async def dispatch(self, msg: IncomingMessage) -> bool:
         """Handle one message; returns False when it was a duplicate (or failed)."""
+        if msg.sender_id in self.bot_ids:
+            return False
         self._outbox.serve(chat_key(msg.room_id, msg.sender_id))
         outcome = self.handle(msg)
         if outcome is None:

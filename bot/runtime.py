@@ -126,6 +126,7 @@ class LiveRuntime:
         self._sender: asyncio.Task[None] | None = None
         self._leading: asyncio.Task[None] | None = None
         self._took_over = False  # leads, and has caught up and resumed the scheduler
+        self._registered: str | None = None  # the account registered as one of ours
         self._accepting = True
 
     def _room_leaders(self, room_id: str) -> list[tuple[str, str]]:
@@ -174,9 +175,21 @@ class LiveRuntime:
         while True:
             await asyncio.sleep(self._leader_poll)
             try:
+                self._sync_bot_accounts()
                 await self._check_leadership()
             except Exception:  # a database hiccup must not end the loop
                 log.exception("checking the scheduler leadership failed")
+
+    def _sync_bot_accounts(self) -> None:
+        """Register the account this process is logged in as (a transport that has one says
+        so in ``account_id``) and learn the other bots' accounts."""
+        account = getattr(self.adapter, "account_id", None)
+        with self.app.sessions() as session:
+            if account and account != self._registered:
+                ops.register_bot(session, account, self.settings.bot_name)
+                session.commit()
+                self._registered = account
+            self.app.dispatcher.bot_ids = ops.bot_ids(session) - {account}
 
     async def on_message(self, msg: IncomingMessage) -> None:
         """Transport callback for every inbound message (none once stopping: the transport

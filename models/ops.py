@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from models.tables import (
+    BotAccount,
     Deal,
     Item,
     LeaderRole,
@@ -654,3 +655,16 @@ def renew_claims(session: Session, ids: Sequence[int], now: datetime) -> None:
 def forget_acks(session: Session, ids: Sequence[int]) -> None:
     """Delete acks whose message was sent."""
     session.connection().execute(delete(_ACK_T).where(_ACK_T.c.id.in_(ids)))
+
+
+# --- the installation's own accounts ----------------------------------------------------------
+
+def register_bot(session: Session, platform_id: str, name: str) -> None:
+    """Note an account a bot process is logged in as (once)."""
+    if session.get(BotAccount, platform_id) is None:
+        session.add(BotAccount(platform_id=platform_id, name=name))
+
+
+def bot_ids(session: Session) -> set[str]:
+    """Every account a bot of this installation is logged in as."""
+    return set(session.exec(select(BotAccount.platform_id)).all())

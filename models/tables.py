@@ -177,3 +177,11 @@ class PendingAck(SQLModel, table=True):
     queued_at: datetime = Field(sa_type=AwareDateTime)
     payload: str = Field(sa_column=Column(Text, nullable=False))
     claimed_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+
+
+class BotAccount(SQLModel, table=True):
+    """A WeChat account a bot process of this installation is logged in as: when two of them
+    sit in one group, each must not read the other's posts as members' orders."""
+
+    platform_id: str = Field(primary_key=True, max_length=200)
+    name: str = Field(default="", max_length=200)

@@ -20,9 +20,10 @@ _ids = itertools.count()
 class FakeAdapter:
     """A transport that records what the bot sends; tests push messages in."""
 
-    def __init__(self) -> None:
+    def __init__(self, account_id: str | None = None) -> None:
         self.sent: list[OutgoingMessage] = []
         self.on_message = None
+        self.account_id = account_id
 
     async def start(self, on_message, *, on_joined=None) -> None:  # type: ignore[no-untyped-def]
         self.on_message = on_message
@@ -33,11 +34,12 @@ class FakeAdapter:
     async def send(self, message: OutgoingMessage) -> None:
         self.sent.append(message)
 
-    async def say(self, name: str, text: str, at: datetime, *, owner: bool = False) -> None:
+    async def say(self, name: str, text: str, at: datetime, *, owner: bool = False,
+                  sender_id: str | None = None) -> None:
         assert self.on_message is not None
         await self.on_message(IncomingMessage(
-            id=f"m{next(_ids)}", text=text, sender_id=f"wx-{name}", sender_name=name, at=at,
-            room_id=ROOM, room_name="幸福里", sender_is_owner=owner))
+            id=f"m{next(_ids)}", text=text, sender_id=sender_id or f"wx-{name}", sender_name=name,
+            at=at, room_id=ROOM, room_name="幸福里", sender_is_owner=owner))
 
 
 def _settings(db_url: str) -> Settings:
@@ -146,3 +148,26 @@ async def test_two_processes_one_leader_and_the_other_takes_over(db_url: str) ->
         await second.stop()
         if first.leadership.is_leader:
             await first.stop()
+
+
+async def test_two_bot_accounts_in_one_group_do_not_read_each_other(db_url: str) -> None:
+    """Account B's ack ("已接 2/20箱") reaching bot A is the bot talking, not an order."""
+    settings = _settings(db_url)
+    a, b = FakeAdapter("wxid-bot-a"), FakeAdapter("wxid-bot-b")
+    first = LiveRuntime(settings, a, flush_interval=0.05, leader_poll=0.1)
+    second = LiveRuntime(settings, b, flush_interval=0.05, leader_poll=0.1)
+    await first.start()
+    await second.start()
+    try:
+        assert await _wait_for(lambda: first.app.dispatcher.bot_ids == {"wxid-bot-b"}, 3)
+        now = datetime.now(settings.tz)
+        await a.say("王团长", "开团 赣南脐橙 29.9元/箱 20箱成团 明晚8点截团", now, owner=True)
+        await a.say("团购助手", "✅ #1 新增：小周 2箱\n📦 #1 赣南脐橙 ｜ 已接 2/20箱，还差18箱成团", now,
+                    sender_id="wxid-bot-b")
+        await a.say("小周", "要两箱", now)
+        with first.app.sessions() as session:
+            ordered = session.execute(sa.text("select ordered from deal where id = 1")).scalar_one()
+        assert ordered == 2000  # 小周's 2 boxes (stored in thousandths); the bot's post is not one
+    finally:
+        await second.stop()
+        await first.stop()

@@ -346,6 +346,12 @@ class WechatyAdapter:
         """The logged-in account's contact id."""
         return self._self_id
 
+    @property
+    def account_id(self) -> str | None:
+        """The account this transport is logged in as (the runtime registers it, so that other
+        bot processes in a shared group ignore its posts)."""
+        return self._self_id
+
     def outcome(self, message_id: str) -> str | None:
         """What became of a message id: dispatched, ignored:REASON, duplicate or failed."""
         return self._outcomes.get(message_id)

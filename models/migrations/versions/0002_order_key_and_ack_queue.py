@@ -1,7 +1,8 @@
 """order key and ack queue
 
-One order per (deal, member, placed_for) even under concurrent workers, and the queue of
-acknowledgements waiting for their chat's coalescing window.
+One order per (deal, member, placed_for) even under concurrent workers, the queue of
+acknowledgements waiting for their chat's coalescing window, and the bot accounts of the
+installation.
 
 Revision ID: 0002
 Revises: 0001
@@ -33,6 +34,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('pendingack', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_pendingack_chat'), ['chat'], unique=False)
+    op.create_table('botaccount',
+    sa.Column('platform_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.PrimaryKeyConstraint('platform_id')
+    )
     # Autogenerate cannot see expression indexes on SQLite: written by hand.
     op.create_index('uq_order_owner', 'order',
                     [sa.text('deal_id'), sa.text('member_id'), sa.text("coalesce(placed_for, '')")],
@@ -44,3 +50,4 @@ def downgrade() -> None:
     with op.batch_alter_table('pendingack', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pendingack_chat'))
     op.drop_table('pendingack')
+    op.drop_table('botaccount')
