@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from bot.config import Settings
-from bot.runtime import LiveRuntime
+from bot.runtime import LiveRuntime, run_scheduled_job, runtime_key
 from bot.types import IncomingMessage, OutgoingMessage
 
 ROOM = "wx-room-1"
@@ -171,3 +173,19 @@ async def test_two_bot_accounts_in_one_group_do_not_read_each_other(db_url: str)
     finally:
         await second.stop()
         await first.stop()
+
+
+async def test_a_job_planned_under_another_spelling_of_the_url_still_finds_its_runtime(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    settings = _settings(db_url)
+    runtime = LiveRuntime(settings, FakeAdapter(), flush_interval=0.05)
+    await runtime.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.runtime"):
+            await run_scheduled_job(runtime_key(db_url + "&spelled=otherwise"), "close", 1)
+        assert "no runtime" not in caplog.text
+    finally:
+        await runtime.stop()
+    with caplog.at_level(logging.WARNING, logger="bot.runtime"):
+        await run_scheduled_job(runtime_key(db_url), "close", 1)
+    assert "no runtime" in caplog.text  # (and with none running, it says so)
