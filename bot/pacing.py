@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from bot.config import Settings
-from bot.outbox import Sender
+from bot.outbox import Sender, chat_key
 from bot.types import OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,6 @@ async def _confirm(msg: OutgoingMessage) -> None:
             await msg.receipt()
         except Exception:  # the message went out; a failed confirmation only means a resend
             log.exception("confirming a sent message failed")
-
-
-def _chat_key(msg: OutgoingMessage) -> str:
-    return f"room:{msg.room_id}" if msg.room_id else f"to:{msg.to_id}"
 
 
 class Pacer:
@@ -96,7 +92,7 @@ class Pacer:
         self._enqueue(msg)
 
     def _enqueue(self, msg: OutgoingMessage) -> None:
-        key = _chat_key(msg)
+        key = chat_key(msg.room_id, msg.to_id)
         if key not in self._queues and len(self._queues) > 1000:
             self._forget_quiet_chats()
         queue = self._queues.setdefault(key, _Queue())
