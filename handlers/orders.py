@@ -26,7 +26,7 @@ from handlers.parsing.order import (
 from handlers.parsing.text import normalize
 from handlers.parsing.wechat import Jielong, parse_jielong
 from models import ops
-from models.tables import Deal, Item, JielongLine, PendingQuestion, ProcessedMessage
+from models.tables import Deal, Item, JielongLine, Member, PendingQuestion, ProcessedMessage
 
 router: Router[Any] = Router("orders")
 ONE = Decimal(1)
@@ -281,12 +281,8 @@ def _quoted_members_item(turn: Turn, catalog: list[CatalogItem]) -> list[Catalog
     member = ops.find_member_in_room(turn.session, turn.room, turn.quote.sender)
     if member is None:
         return None
-    ordered: set[tuple[int, int]] = set()
-    for deal_id in {c.deal_id for c in catalog}:
-        for buyer in ops.buyers(turn.session, deal_id):
-            if buyer.member.id == member.id:
-                ordered |= {(deal_id, it.no) for it, _ in buyer.lines}
-    items = [c for c in catalog if (c.deal_id, c.item_no) in ordered]
+    items = [c for deal in turn.open_deals()
+             for c in _my_items(turn, deal, [c for c in catalog if c.deal_id == deal.id], member)]
     return items if len(items) == 1 else None
 
 
@@ -448,9 +444,10 @@ def _which_item(items: list[CatalogItem]) -> str:
     return f"要哪一个？回复商品名或序号：{options}"
 
 
-def _my_items(turn: Turn, deal: Deal, items: list[CatalogItem]) -> list[CatalogItem]:
-    """The items the member has ordered for themselves on the deal."""
-    mine = ops.own_quantities(turn.session, deal, turn.member)
+def _my_items(turn: Turn, deal: Deal, items: list[CatalogItem],
+              member: Member | None = None) -> list[CatalogItem]:
+    """The items the member (the speaker unless given) has ordered for themselves on the deal."""
+    mine = ops.own_quantities(turn.session, deal, member or turn.member)
     return [c for c in items if _item(turn, c).id in mine]
 
 
