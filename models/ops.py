@@ -39,12 +39,6 @@ class Conflict(Exception):
     """Another transaction changed a row this one read; the whole message is run again."""
 
 
-def _set_line(session: Session, line_id: int, old: Decimal, new: Decimal) -> None:
-    if session.connection().execute(
-            _LINE_SET, {"line_id": line_id, "old_qty": old, "new_qty": new}).rowcount != 1:
-        raise Conflict(f"order line {line_id} changed meanwhile")
-
-
 # --- rooms, members, roles ------------------------------------------------------------------
 
 _UPSERTS: dict[tuple[str, str], Any] = {}
@@ -406,6 +400,14 @@ _ITEM_SUB = _counter_update(_ITEM_T, guard_open=False, guard_stock=False)
 _LINE_SET = update(_LINE_T).where(
     _LINE_T.c.id == bindparam("line_id"), _LINE_T.c.qty == bindparam("old_qty", type_=Quantity())
 ).values(qty=bindparam("new_qty", type_=Quantity()))
+
+
+def _set_line(session: Session, line_id: int, old: Decimal, new: Decimal) -> None:
+    if session.connection().execute(
+            _LINE_SET, {"line_id": line_id, "old_qty": old, "new_qty": new}).rowcount != 1:
+        raise Conflict(f"order line {line_id} changed meanwhile")
+
+
 _ORDER_SET = update(_ORDER_T).where(_ORDER_T.c.id == bindparam("order_id")).values(
     status=bindparam("new_status"), note=bindparam("new_note"),
     updated_at=bindparam("now", type_=AwareDateTime()))
