@@ -31,14 +31,17 @@ def test_an_ack_survives_the_queue_exactly() -> None:
 
 
 class Worker:
-    """One bot process's outbox over its own engine."""
+    """One bot process's outbox over its own engine. With a ``lease`` its sender only queues,
+    as the pacer does: what it got stays unconfirmed in ``sent`` until its receipt is awaited."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lease: float | None = None) -> None:
         self.engine = make_engine(url)
         create_schema(self.engine)
         self.sessions = session_factory(self.engine)
         self.sent: list[OutgoingMessage] = []
-        self.outbox = Outbox(Renderer(), 10, self._send, self.sessions)
+        self.outbox = (Outbox(Renderer(), 10, self._send, self.sessions) if lease is None else
+                       Outbox(Renderer(), 10, self._send, self.sessions, sender_confirms=True,
+                              lease_seconds=lease))
 
     async def _send(self, msg: OutgoingMessage) -> None:
         self.sent.append(msg)
@@ -110,22 +113,12 @@ async def test_a_worker_leaves_other_rooms_alone_unless_their_acks_are_orphaned(
 
 async def test_acks_leave_the_queue_only_when_sent_and_are_resent_after_the_lease(db_url: str) -> None:
     """A worker that claims acks and dies before sending them: after the lease another sends them."""
-    dead = Worker(db_url)
-    held: list[OutgoingMessage] = []
-
-    async def queue_only(msg: OutgoingMessage) -> None:  # a pacer that never gets to send
-        held.append(msg)
-
-    dead.outbox = Outbox(Renderer(), 10, queue_only, dead.sessions, sender_confirms=True,
-                         lease_seconds=0.3)
-    heir = Worker(db_url)
-    heir.outbox = Outbox(Renderer(), 10, heir._send, heir.sessions, sender_confirms=True,
-                         lease_seconds=0.3)
+    dead, heir = Worker(db_url, lease=0.3), Worker(db_url, lease=0.3)
     try:
         dead.order(_ack("张三", "1"), T0)
         heir.outbox.serve("room:r1")
         await dead.outbox.flush_due(T0 + timedelta(seconds=10))
-        assert len(held) == 1  # claimed, handed on, not confirmed
+        assert len(dead.sent) == 1  # claimed, handed to a pacer that never gets to send it
         assert heir.outbox.pending == 1
         await heir.outbox.flush_due(T0 + timedelta(seconds=10))
         assert heir.sent == []  # within the lease nobody else takes them
@@ -143,27 +136,18 @@ async def test_acks_leave_the_queue_only_when_sent_and_are_resent_after_the_leas
 async def test_a_live_worker_keeps_its_claim_while_the_sender_holds_the_message(db_url: str) -> None:
     """Pacing may hold an ack longer than the lease: its worker renews the claim meanwhile,
     so nobody sends it a second time."""
-    slow, other = Worker(db_url), Worker(db_url)
-    held: list[OutgoingMessage] = []
-
-    async def queue_only(msg: OutgoingMessage) -> None:
-        held.append(msg)
-
-    slow.outbox = Outbox(Renderer(), 10, queue_only, slow.sessions, sender_confirms=True,
-                         lease_seconds=0.3)
-    other.outbox = Outbox(Renderer(), 10, other._send, other.sessions, sender_confirms=True,
-                          lease_seconds=0.3)
+    slow, other = Worker(db_url, lease=0.3), Worker(db_url, lease=0.3)
     try:
         slow.order(_ack("张三", "1"), T0)
         other.outbox.serve("room:r1")
         await slow.outbox.flush_due(T0 + timedelta(seconds=10))
-        assert len(held) == 1
+        assert len(slow.sent) == 1
         for _ in range(4):  # 0.6 s: twice the lease
             await asyncio.sleep(0.15)
             await slow.outbox.flush_due(T0 + timedelta(seconds=11))  # its flush loop ticks
             await other.outbox.flush_due(T0 + timedelta(seconds=11))
         assert other.sent == []
-        await held[0].receipt()  # type: ignore[misc]
+        await slow.sent[0].receipt()  # type: ignore[misc]
         assert slow.outbox.pending == 0
     finally:
         slow.engine.dispose()
