@@ -816,21 +816,19 @@ def main(argv: list[str] | None = None) -> int:
     raw: dict[str, RawResult] = {}
     with tempfile.TemporaryDirectory(prefix="tuangou-bench-") as tmp:
         workdir = Path(tmp)
-        if "sqlite" in runs:
-            url = f"sqlite:///{workdir / 'burst.db'}"
-            prof = cProfile.Profile() if args.profile else None
-            res = asyncio.run(run_pipeline(Spec(url, **base), prof))
-            rows.append(Row("SQLite, 1 worker", 1, [res], verify(url, expected), args.rooms))
-            if prof is not None:
-                print_profile(prof, "SQLite, 1 worker")
-        if pg_url and "pg1" in runs:
-            fresh_pg_database(pg_url)
-            spec = Spec(pg_url, **base, session_sql=session_sql, engine_opts=engine_opts)
+        def in_process(label: str, spec: Spec) -> None:
             prof = cProfile.Profile() if args.profile else None
             res = asyncio.run(run_pipeline(spec, prof))
-            rows.append(Row("PostgreSQL, 1 worker", 1, [res], verify(pg_url, expected), args.rooms))
+            rows.append(Row(label, 1, [res], verify(spec.url, expected), args.rooms))
             if prof is not None:
-                print_profile(prof, "PostgreSQL, 1 worker")
+                print_profile(prof, label)
+
+        if "sqlite" in runs:
+            in_process("SQLite, 1 worker", Spec(f"sqlite:///{workdir / 'burst.db'}", **base))
+        if pg_url and "pg1" in runs:
+            fresh_pg_database(pg_url)
+            in_process("PostgreSQL, 1 worker",
+                       Spec(pg_url, **base, session_sql=session_sql, engine_opts=engine_opts))
         if pg_url and "pgN" in runs:
             fresh_pg_database(pg_url)
             spec = Spec(pg_url, **base, session_sql=session_sql, engine_opts=engine_opts)
