@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import bindparam
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, null, or_, union_all
+from sqlalchemy import select as core_select
+from sqlmodel import Session
 
 from bot.config import Settings
 from bot.render import fmt_qty
@@ -19,7 +20,7 @@ from handlers.parsing.text import normalize
 from handlers.parsing.times import format_time
 from handlers.parsing.wechat import Quote, strip_mentions
 from models import ops
-from models.tables import Deal, Item, Member, ProcessedMessage, Room
+from models.tables import Deal, Item, Member, PendingQuestion, ProcessedMessage, Room
 
 T = TypeVar("T")
 
@@ -56,14 +57,52 @@ def catalog_item(item: Item, items_in_deal: int) -> CatalogItem:
     return CatalogItem(item.deal_id, item.no, normalize(item.name), item.unit, items_in_deal)
 
 
-class DealCache:
-    """Open deals of a room for the order path: the ids are read fresh every message (one
-    small query), the rows come from memory. Fields a cached deal may have stale (stock,
-    flags, deadline) are re-checked by the SQL that uses them, and a deal that closed or was
-    cancelled is simply no longer among the ids."""
+RECENTLY_CLOSED = timedelta(days=3)  # how long an order for a closed deal is answered
 
-    _OPEN_IDS = (select(col(Deal.id)).where(col(Deal.room_id) == bindparam("room_id"),
-                                            col(Deal.status) == "open").order_by(col(Deal.id)))
+
+@dataclass(frozen=True)
+class RoomState:
+    """What the order path reads of a room on every message, in one query: the open deals'
+    ids (oldest first), the deals closed lately (newest first, at most three) and the
+    speaker's pending question, if any: (row id, asked at, payload)."""
+
+    open_ids: list[int]
+    closed_ids: list[int]
+    question: tuple[int, datetime, str] | None
+
+
+_DEAL_T = Deal.__table__  # type: ignore[attr-defined]
+_QUESTION_T = PendingQuestion.__table__  # type: ignore[attr-defined]
+# One round trip instead of three: deals that are open or closed since ``since``, and the
+# member's question (its row marked by a NULL status).
+_ROOM_STATE = union_all(
+    core_select(_DEAL_T.c.id, _DEAL_T.c.status, null().label("payload"),
+                _DEAL_T.c.closed_at.label("at"))
+    .where(_DEAL_T.c.room_id == bindparam("room_id"),
+           or_(_DEAL_T.c.status == "open", _DEAL_T.c.closed_at >= bindparam("since"))),
+    core_select(_QUESTION_T.c.id, null(), _QUESTION_T.c.payload, _QUESTION_T.c.asked_at)
+    .where(_QUESTION_T.c.room_id == bindparam("room_id"),
+           _QUESTION_T.c.member_id == bindparam("member_id")),
+)
+
+
+def read_room_state(session: Session, room_id: int, member_id: int, now: datetime) -> RoomState:
+    """The room's open and recently closed deals and the member's pending question."""
+    rows = session.connection().execute(_ROOM_STATE, {
+        "room_id": room_id, "member_id": member_id, "since": now - RECENTLY_CLOSED}).all()
+    deals = [row for row in rows if row.status is not None]
+    question = next(((row.id, row.at, row.payload) for row in rows if row.status is None), None)
+    return RoomState(
+        open_ids=sorted(row.id for row in deals if row.status == "open"),
+        closed_ids=sorted((row.id for row in deals if row.status != "open"), reverse=True)[:3],
+        question=question)
+
+
+class DealCache:
+    """Open deals of a room for the order path: the ids are read fresh every message (with
+    ``read_room_state``), the rows come from memory. Fields a cached deal may have stale
+    (stock, flags, deadline) are re-checked by the SQL that uses them, and a deal that closed
+    or was cancelled is simply no longer among the ids."""
 
     def __init__(self, size: int = 2048) -> None:
         self._deals: dict[int, Deal] = {}
@@ -72,19 +111,7 @@ class DealCache:
     def clear(self) -> None:
         self._deals.clear()
 
-    _CLOSED_IDS = (select(col(Deal.id)).where(col(Deal.room_id) == bindparam("room_id"),
-                                              col(Deal.status) != "open",
-                                              col(Deal.closed_at) >= bindparam("since"))
-                   .order_by(col(Deal.id).desc()).limit(3))
-
-    def recently_closed(self, session: Session, room_id: int, since: datetime) -> list[int]:
-        """Ids of the room's deals closed since ``since``, newest first."""
-        return [int(i) for i in session.connection().execute(
-            self._CLOSED_IDS, {"room_id": room_id, "since": since}).scalars().all() if i is not None]
-
-    def open_deals(self, session: Session, room_id: int) -> list[Deal]:
-        ids = [int(i) for i in session.connection().execute(
-            self._OPEN_IDS, {"room_id": room_id}).scalars().all() if i is not None]
+    def deals(self, session: Session, ids: list[int]) -> list[Deal]:
         out = []
         for deal_id in ids:
             deal = self._deals.get(deal_id)
@@ -115,13 +142,31 @@ class Turn:
     items: ItemCache
     deals: DealCache
     _leader: bool | None = None
+    _state: RoomState | None = None
     _open: list[Deal] | None = None
 
+    def room_state(self) -> RoomState:
+        """The room's deals and the speaker's pending question (read once per turn)."""
+        if self._state is None:
+            self._state = (read_room_state(self.session, self.room.id or 0, self.member.id or 0,
+                                           self.now)
+                           if self.room else RoomState([], [], None))
+        return self._state
+
     def open_deals(self) -> list[Deal]:
-        """The room's open deals (read once per turn)."""
+        """The room's open deals, oldest first."""
         if self._open is None:
-            self._open = self.deals.open_deals(self.session, self.room.id or 0) if self.room else []
+            self._open = self.deals.deals(self.session, self.room_state().open_ids)
         return self._open
+
+    def take_question(self) -> tuple[datetime, str] | None:
+        """Remove and return the speaker's pending question: (asked at, payload)."""
+        question = self.room_state().question
+        if question is None:
+            return None
+        ops.delete_pending_question(self.session, question[0])
+        self._state = replace(self.room_state(), question=None)
+        return question[1], question[2]
 
     def deal(self, deal_id: int) -> Deal | None:
         """An open deal of this room by id, else any deal by id."""

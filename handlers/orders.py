@@ -190,7 +190,7 @@ def member_message(turn: Turn, _: bool) -> Outcome:
     """Orders, changes and cancels in plain words, quote-replies, and answers to questions."""
     assert turn.room is not None
     catalog = catalog_of(turn, turn.open_deals())
-    pending = ops.take_pending_question(turn.session, turn.room.id or 0, turn.member.id or 0)
+    pending = turn.take_question()
     if pending is not None:
         asked_at, payload = pending
         if turn.now - asked_at <= timedelta(minutes=turn.settings.clarify_timeout_minutes):
@@ -213,14 +213,6 @@ def member_message(turn: Turn, _: bool) -> Outcome:
     return _apply_text(turn, turn.plain, scope)
 
 
-RECENTLY_CLOSED = timedelta(days=3)  # how long an order for a closed deal is answered
-
-
-def _recently_closed(turn: Turn) -> list[int]:
-    assert turn.room is not None
-    return turn.deals.recently_closed(turn.session, turn.room.id or 0, turn.now - RECENTLY_CLOSED)
-
-
 def _closed_ack(turn: Turn, deal: Deal) -> Outcome:
     """"#3 已截团": the order came too late for this deal."""
     return Outcome(acks=[turn.ack("refused", {
@@ -230,7 +222,7 @@ def _closed_ack(turn: Turn, deal: Deal) -> Outcome:
 
 def _closed_refusal(turn: Turn) -> Outcome:
     """An order sent after every deal of the room closed: say so, with the deal number."""
-    closed = _recently_closed(turn)
+    closed = turn.room_state().closed_ids
     deal = turn.deal(closed[0]) if closed else None
     if deal is None:
         return Outcome()
@@ -427,7 +419,7 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
 def _names_closed_deal(turn: Turn, text: str, catalog: list[CatalogItem]) -> Deal | None:
     """A recently closed deal whose item the text names, when no open item is named
     ("酸奶还能要吗？来3瓶" after the yoghurt deal closed must not land on the eggs)."""
-    closed_ids = _recently_closed(turn)
+    closed_ids = turn.room_state().closed_ids
     if not closed_ids:
         return None
     closed_cat = [catalog_item(it, 1) for d in closed_ids for it in turn.items.get(turn.session, d)]

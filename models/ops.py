@@ -96,19 +96,12 @@ def record_message(session: Session, record: ProcessedMessage) -> None:
 
 
 _PENDING = PendingQuestion.__table__  # type: ignore[attr-defined]
-_PENDING_GET = core_select(_PENDING.c.id, _PENDING.c.asked_at, _PENDING.c.payload).where(
-    _PENDING.c.room_id == bindparam("room_id"), _PENDING.c.member_id == bindparam("member_id"))
+_DELETE_PENDING = _PENDING.delete().where(_PENDING.c.id == bindparam("row_id"))
 
 
-def take_pending_question(session: Session, room_id: int, member_id: int
-                          ) -> tuple[datetime, str] | None:
-    """Remove and return the member's open question in the room: (asked at, payload)."""
-    conn = session.connection()
-    row = conn.execute(_PENDING_GET, {"room_id": room_id, "member_id": member_id}).first()
-    if row is None:
-        return None
-    conn.execute(_PENDING.delete().where(_PENDING.c.id == row.id))
-    return row.asked_at, row.payload
+def delete_pending_question(session: Session, row_id: int) -> None:
+    """Remove a pending question once it was answered (or came too late to be)."""
+    session.connection().execute(_DELETE_PENDING, {"row_id": row_id})
 
 
 def member_rooms(session: Session, member: Member) -> list[Room]:
