@@ -448,9 +448,12 @@ def _collect(turn: Turn, outcome: Outcome, deal: Deal,
     """Turn domain results into acks, with the deal's progress and any milestone."""
     if not results:
         return
-    multi = len(turn.items.get(turn.session, deal.id or 0)) > 1
-    changed = any(isinstance(r, ops.OrderChange) for r in results)
-    prog = ops.progress(turn.session, deal) if changed else None
+    items = turn.items.get(turn.session, deal.id or 0)
+    multi = len(items) > 1
+    moved = [r.counts for r in results if isinstance(r, ops.OrderChange) and r.counts is not None]
+    prog = ops.progress_from_counts(deal, items, moved[-1]) if moved else None
+    if prog is None and any(isinstance(r, ops.OrderChange) for r in results):
+        prog = ops.progress(turn.session, deal)
     snapshot = progress_snapshot(deal, prog) if prog is not None else None
     for r in results:
         if isinstance(r, ops.OrderRefusal):

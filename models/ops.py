@@ -232,6 +232,9 @@ def buyers(session: Session, deal_id: int) -> list[BuyerLines]:
     return out
 
 
+Counts = tuple[Decimal, Decimal | None]  # a deal's units ordered and its stock
+
+
 @dataclass(frozen=True)
 class Progress:
     """How far a deal is: counted towards the threshold in its unit."""
@@ -275,6 +278,18 @@ def progress(session: Session, deal: Deal) -> Progress:
     return Progress(counted, deal.threshold, unit, stock_left)
 
 
+def progress_from_counts(deal: Deal, items: Sequence[Item], counts: Counts) -> Progress | None:
+    """The deal's progress from its counters as an order change returned them, without reading
+    them again; None where the count needs more than the deal's total (a threshold in people
+    or orders, or items in different units counted apart)."""
+    unit = deal.threshold_unit or (items[0].unit if items else None) or "份"
+    if unit in ("人", "单") or len({it.unit for it in items}) > 1:
+        return None
+    ordered, stock = counts
+    stock_left = None if stock is None else max(stock - ordered, ZERO)
+    return Progress(ordered, deal.threshold, unit, stock_left)
+
+
 def close_deal(session: Session, deal: Deal, now: datetime) -> str | None:
     """Close an open deal exactly once: succeeded if its threshold is met, else failed.
 
@@ -313,6 +328,9 @@ class OrderChange:
     before: Decimal
     after: Decimal
     placed_for: str | None = None
+    # The deal's (ordered, stock) right after this change moved its counter (None when the
+    # quantity stayed): the counter row is locked until the commit, so this is current.
+    counts: Counts | None = None
 
 
 @dataclass(frozen=True)
@@ -382,8 +400,10 @@ def _counter_update(table: Any, *, guard_open: bool, guard_stock: bool) -> Any:
     return update(table).where(*cond).values(ordered=table.c.ordered + _DELTA)
 
 
-_DEAL_ADD = _counter_update(_DEAL_T, guard_open=True, guard_stock=True)
-_DEAL_SUB = _counter_update(_DEAL_T, guard_open=True, guard_stock=False)
+_DEAL_ADD = _counter_update(_DEAL_T, guard_open=True, guard_stock=True).returning(
+    _DEAL_T.c.ordered, _DEAL_T.c.stock)
+_DEAL_SUB = _counter_update(_DEAL_T, guard_open=True, guard_stock=False).returning(
+    _DEAL_T.c.ordered, _DEAL_T.c.stock)
 _DEAL_UNDO = _counter_update(_DEAL_T, guard_open=False, guard_stock=False)
 _ITEM_ADD = _counter_update(_ITEM_T, guard_open=False, guard_stock=True)
 _ITEM_SUB = _counter_update(_ITEM_T, guard_open=False, guard_stock=False)
@@ -426,9 +446,9 @@ def own_quantities(session: Session, deal: Deal, member: Member) -> dict[int, De
     return {item_id: qty for item_id, (_, qty) in state.lines.items() if qty > 0}
 
 
-def _reserve(session: Session, deal: Deal, item: Item, delta: Decimal) -> str | None:
+def _reserve(session: Session, deal: Deal, item: Item, delta: Decimal) -> Counts | str:
     """Move the deal's and the item's counters by ``delta`` if the deal is open and the stock
-    allows; returns None on success, else "closed" or "stock".
+    allows; returns the deal's new (ordered, stock), else "closed" or "stock".
 
     Conditional UPDATEs, not read-then-write: on PostgreSQL the row lock they take makes a
     concurrent order (or the close) wait and re-check, so stock can never be oversold and an
@@ -436,13 +456,14 @@ def _reserve(session: Session, deal: Deal, item: Item, delta: Decimal) -> str | 
     """
     conn = session.connection()
     grow = delta > 0
-    if conn.execute(_DEAL_ADD if grow else _DEAL_SUB, {"row_id": deal.id, "delta": delta}).rowcount != 1:
+    counts = conn.execute(_DEAL_ADD if grow else _DEAL_SUB, {"row_id": deal.id, "delta": delta}).first()
+    if counts is None:
         status = conn.execute(core_select(_DEAL_T.c.status).where(_DEAL_T.c.id == deal.id)).scalar_one()
         return "closed" if status != "open" else "stock"
     if conn.execute(_ITEM_ADD if grow else _ITEM_SUB, {"row_id": item.id, "delta": delta}).rowcount != 1:
         conn.execute(_DEAL_UNDO, {"row_id": deal.id, "delta": -delta})
         return "stock"
-    return None
+    return counts.ordered, counts.stock
 
 
 def _stock_left(session: Session, deal: Deal, item: Item) -> Decimal:
@@ -492,13 +513,15 @@ def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: 
     if after > before and deal.limit_per_member is not None and after > deal.limit_per_member:
         return OrderRefusal("limit", deal, item, member, requested=qty, already=before,
                             allowed=deal.limit_per_member)
+    counts = None
     if after != before:
-        problem = _reserve(session, deal, item, after - before)
-        if problem == "closed":
+        reserved = _reserve(session, deal, item, after - before)
+        if reserved == "closed":
             return OrderRefusal("closed", deal, item, member)
-        if problem == "stock":
+        if reserved == "stock":
             return OrderRefusal("stock", deal, item, member, requested=qty,
                                 allowed=_stock_left(session, deal, item))
+        counts = reserved if isinstance(reserved, tuple) else None
     conn = session.connection()
     new_note = state.note
     if note and note not in (state.note or ""):
@@ -518,7 +541,7 @@ def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: 
         conn.execute(_INSERT_LINE, {"order_id": state.order_id, "item_id": item.id, "qty": after})
     else:
         _set_line(session, line_id, line_qty_now, after)
-    return OrderChange(deal, item, member, before, after, placed_for)
+    return OrderChange(deal, item, member, before, after, placed_for, counts)
 
 
 def cancel_member_orders(session: Session, deal: Deal, member: Member, now: datetime,
@@ -536,9 +559,11 @@ def cancel_member_orders(session: Session, deal: Deal, member: Member, now: date
         for line in lines:
             if line.qty > 0 and (not wanted or line.item_id in wanted):
                 item = all_items[line.item_id]
-                if _reserve(session, deal, item, -line.qty) is not None:
+                counts = _reserve(session, deal, item, -line.qty)
+                if not isinstance(counts, tuple):
                     return changes  # the deal closed meanwhile: nothing more to cancel
-                changes.append(OrderChange(deal, item, member, line.qty, ZERO, order.placed_for))
+                changes.append(OrderChange(deal, item, member, line.qty, ZERO, order.placed_for,
+                                           counts))
                 _set_line(session, line.id or 0, line.qty, ZERO)
                 set_committed_value(line, "qty", ZERO)
         order.updated_at = now
