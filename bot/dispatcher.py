@@ -138,11 +138,15 @@ class Dispatcher:
                 room = ops.upsert_room(session, msg.room_id, msg.room_name or "")
                 self._rooms[msg.room_id] = room
         member = self._members.get(msg.sender_id)
+        present = room is None or (member is not None and (room.id, member.id) in self._presence)
         if member is None or member.name != msg.sender_name:
-            member = ops.upsert_member(session, msg.sender_id, msg.sender_name)
+            member = ops.upsert_member(session, msg.sender_id, msg.sender_name,
+                                       present_in=None if present else room)
             self._members[msg.sender_id] = member
-        if room is not None and (room.id, member.id) not in self._presence:
+        elif not present:
+            assert room is not None
             ops.note_presence(session, room, member)
+        if room is not None:
             self._presence.add((room.id, member.id))
         return room, member
 
@@ -160,8 +164,7 @@ class Dispatcher:
         session.flush()
         # Inserted with the effects: a message id seen before (or committed meanwhile by
         # another worker) fails here and the whole transaction rolls back.
-        ops.record_message(session, record)
-        self._outbox.stage(session, outcome.acks, msg.at)
+        ops.record_message(session, record, self._outbox.stage(outcome.acks, msg.at))
         plans = []
         for deal_id in outcome.schedule:
             deal = session.get(Deal, deal_id)

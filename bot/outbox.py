@@ -20,8 +20,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session
-
 from bot.render import Renderer
 from bot.types import Ack, DealProgress, OutgoingMessage, Reply
 from models import ops
@@ -98,13 +96,13 @@ class Outbox:
         """Note that a message came from this chat through this worker."""
         self._chats.add(chat)
 
-    def stage(self, session: Session, acks: Sequence[Ack], now: datetime) -> None:
-        """Queue acknowledgements inside the transaction of the change they acknowledge."""
-        if acks:
-            rows = [(chat_key(None if a.to_id else a.room_id, a.to_id), now, encode_ack(a))
-                    for a in acks]
-            ops.queue_acks(session, rows)
-            self._chats.update(chat for chat, _, _ in rows)
+    def stage(self, acks: Sequence[Ack], now: datetime) -> list[ops.AckRow]:
+        """The rows that queue these acknowledgements: the caller inserts them in the
+        transaction of the change they acknowledge (``ops.record_message``)."""
+        rows = [(chat_key(None if a.to_id else a.room_id, a.to_id), now, encode_ack(a))
+                for a in acks]
+        self._chats.update(chat for chat, _, _ in rows)
+        return rows
 
     def staged(self, now: datetime) -> None:
         """Note, after the commit, that acks queued at ``now`` are due one window later."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, delete, func, insert, or_, update
+from sqlalchemy import Integer, bindparam, delete, exists, func, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -39,6 +39,19 @@ class Conflict(Exception):
     """Another transaction changed a row this one read; the whole message is run again."""
 
 
+def _chained(session: Session) -> bool:
+    """Whether dependent writes can go in one statement (PostgreSQL's data-modifying WITH),
+    saving a round trip each; on SQLite, an in-process library, they run one by one."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _values(table: Any, prefix: str, *names: str) -> Any:
+    """An INSERT of the named columns from parameters named ``prefix + column``. (In a
+    chained statement no parameter may share a column's name: SQLAlchemy would take it for
+    a value to set on that column.)"""
+    return insert(table).values({name: bindparam(prefix + name) for name in names})
+
+
 # --- rooms, members, roles ------------------------------------------------------------------
 
 _UPSERTS: dict[tuple[str, str], Any] = {}
@@ -64,6 +77,24 @@ def _upsert_statement(session: Session, kind: str) -> Any:
     return stmt
 
 
+def _upsert_present() -> Any:
+    from sqlalchemy.dialects import postgresql
+
+    member = Member.__table__  # type: ignore[attr-defined]
+    upsert = postgresql.insert(member).values(platform_id=bindparam("platform_id"),
+                                              name=bindparam("name"))
+    upsert = upsert.on_conflict_do_update(index_elements=["platform_id"],
+                                          set_={"name": upsert.excluded.name})
+    found = upsert.returning(member.c.id).cte("m")
+    presence = postgresql.insert(RoomMember.__table__).from_select(  # type: ignore[attr-defined]
+        ["room_id", "member_id"], core_select(bindparam("room_id", type_=Integer), found.c.id)
+    ).on_conflict_do_nothing(index_elements=["room_id", "member_id"]).cte("p")
+    return core_select(found.c.id).add_cte(presence)
+
+
+_UPSERT_PRESENT = _upsert_present()  # PostgreSQL: upsert_member and note_presence in one
+
+
 def upsert_room(session: Session, platform_id: str, name: str) -> Room:
     """The room with this platform id, created or renamed as needed, in one statement."""
     room_id = session.connection().execute(_upsert_statement(session, "room"), {
@@ -71,11 +102,20 @@ def upsert_room(session: Session, platform_id: str, name: str) -> Room:
     return Room(id=room_id, platform_id=platform_id, name=name)
 
 
-def upsert_member(session: Session, platform_id: str, name: str) -> Member:
-    """The member with this platform id, created or renamed as needed, in one statement."""
-    member_id = session.connection().execute(_upsert_statement(session, "member"), {
-        "platform_id": platform_id, "name": name}).scalar_one()
-    return Member(id=member_id, platform_id=platform_id, name=name)
+def upsert_member(session: Session, platform_id: str, name: str, *,
+                  present_in: Room | None = None) -> Member:
+    """The member with this platform id, created or renamed as needed, in one statement;
+    with ``present_in``, also noted as seen in that room (``note_presence``)."""
+    params = {"platform_id": platform_id, "name": name}
+    if present_in is not None and _chained(session):
+        member_id = session.connection().execute(_UPSERT_PRESENT, {
+            **params, "room_id": present_in.id}).scalar_one()
+        return Member(id=member_id, platform_id=platform_id, name=name)
+    member_id = session.connection().execute(_upsert_statement(session, "member"), params).scalar_one()
+    member = Member(id=member_id, platform_id=platform_id, name=name)
+    if present_in is not None:
+        note_presence(session, present_in, member)
+    return member
 
 
 def note_presence(session: Session, room: Room, member: Member) -> None:
@@ -85,14 +125,27 @@ def note_presence(session: Session, room: Room, member: Member) -> None:
 
 
 _INSERT_PROCESSED = insert(ProcessedMessage.__table__)  # type: ignore[attr-defined]
+AckRow = tuple[str, datetime, str]  # a queued acknowledgement: (chat, queued at, payload)
+_RECORD_COLUMNS = ("id", "room_id", "member_id", "sender_name", "body", "received_at", "deal_id",
+                   "item_no")
+# PostgreSQL: the processed-message row and the message's ack in one statement.
+_RECORD_WITH_ACK = _values(PendingAck.__table__, "a_", "chat", "queued_at", "payload").add_cte(  # type: ignore[attr-defined]
+    _values(ProcessedMessage.__table__, "m_", *_RECORD_COLUMNS).cte("r"))  # type: ignore[attr-defined]
 
 
-def record_message(session: Session, record: ProcessedMessage) -> None:
-    """Insert the processed-message row (raises IntegrityError for a known message id)."""
-    session.connection().execute(_INSERT_PROCESSED, {
-        "id": record.id, "room_id": record.room_id, "member_id": record.member_id,
-        "sender_name": record.sender_name, "body": record.body, "received_at": record.received_at,
-        "deal_id": record.deal_id, "item_no": record.item_no})
+def record_message(session: Session, record: ProcessedMessage, acks: Sequence[AckRow] = ()) -> None:
+    """Insert the processed-message row, and queue the message's acks (``queue_acks``) with
+    it. Raises IntegrityError for a known message id."""
+    params = {name: getattr(record, name) for name in _RECORD_COLUMNS}
+    if len(acks) == 1 and _chained(session):
+        chat, at, payload = acks[0]
+        session.connection().execute(_RECORD_WITH_ACK, {
+            **{"m_" + k: v for k, v in params.items()},
+            "a_chat": chat, "a_queued_at": at, "a_payload": payload})
+        return
+    session.connection().execute(_INSERT_PROCESSED, params)
+    if acks:
+        queue_acks(session, acks)
 
 
 _PENDING = PendingQuestion.__table__  # type: ignore[attr-defined]
@@ -391,8 +444,8 @@ _INSERT_ORDER = insert(_ORDER_T)
 _INSERT_LINE = insert(_LINE_T)
 
 
-def _counter_update(table: Any, *, guard_open: bool, guard_stock: bool) -> Any:
-    cond = [table.c.id == bindparam("row_id")]
+def _counter_update(table: Any, *, guard_open: bool, guard_stock: bool, key: str = "row_id") -> Any:
+    cond = [table.c.id == bindparam(key)]
     if guard_open:
         cond.append(table.c.status == "open")
     if guard_stock:
@@ -407,6 +460,21 @@ _DEAL_SUB = _counter_update(_DEAL_T, guard_open=True, guard_stock=False).returni
 _DEAL_UNDO = _counter_update(_DEAL_T, guard_open=False, guard_stock=False)
 _ITEM_ADD = _counter_update(_ITEM_T, guard_open=False, guard_stock=True)
 _ITEM_SUB = _counter_update(_ITEM_T, guard_open=False, guard_stock=False)
+
+
+def _reserve_chained(grow: bool) -> Any:
+    """Both counter UPDATEs in one statement: the item's runs only if the deal's matched;
+    the row says the deal's new (ordered, stock) and whether the item's matched too."""
+    deal = _counter_update(_DEAL_T, guard_open=True, guard_stock=grow, key="deal_row").returning(
+        _DEAL_T.c.ordered, _DEAL_T.c.stock).cte("d")
+    item = (_counter_update(_ITEM_T, guard_open=False, guard_stock=grow, key="item_row")
+            .where(exists(core_select(deal.c.ordered))).returning(_ITEM_T.c.id).cte("i"))
+    return core_select(deal.c.ordered, deal.c.stock,
+                       core_select(func.count()).select_from(item).scalar_subquery().label("items"))
+
+
+_RESERVE_ADD = _reserve_chained(True)
+_RESERVE_SUB = _reserve_chained(False)
 # Conditional on the quantity read: a concurrent change of the same line (the same member
 # ordering through two workers at once) makes it match nothing, and the message is retried
 # on fresh state, so the per-member limit is checked against what is really there.
@@ -421,9 +489,28 @@ def _set_line(session: Session, line_id: int, old: Decimal, new: Decimal) -> Non
         raise Conflict(f"order line {line_id} changed meanwhile")
 
 
-_ORDER_SET = update(_ORDER_T).where(_ORDER_T.c.id == bindparam("order_id")).values(
+_ORDER_SET = update(_ORDER_T).where(_ORDER_T.c.id == bindparam("order_row")).values(
     status=bindparam("new_status"), note=bindparam("new_note"),
     updated_at=bindparam("now", type_=AwareDateTime()))
+
+
+# PostgreSQL: a new order with its first line, and a line change with its order's status, each
+# in one statement (see ``_chained``).
+_ORDER_COLUMNS = ("deal_id", "member_id", "placed_for", "note", "status", "paid", "picked_up",
+                  "created_at", "updated_at")
+
+
+def _insert_order_with_line() -> Any:
+    order = _values(_ORDER_T, "", *_ORDER_COLUMNS).returning(_ORDER_T.c.id).cte("o")
+    return insert(_LINE_T).from_select(
+        ["order_id", "item_id", "qty"],
+        core_select(order.c.id, bindparam("line_item", type_=Integer),
+                    bindparam("line_qty", type_=Quantity())))
+
+
+_INSERT_ORDER_WITH_LINE = _insert_order_with_line()
+_SET_LINE_AND_ORDER = _ORDER_SET.where(exists(core_select(
+    _LINE_SET.returning(_LINE_T.c.id).cte("l").c.id))).returning(_ORDER_T.c.id)
 
 
 def _order_state(session: Session, deal: Deal, member: Member, placed_for: str | None) -> _OrderState:
@@ -456,11 +543,18 @@ def _reserve(session: Session, deal: Deal, item: Item, delta: Decimal) -> Counts
     """
     conn = session.connection()
     grow = delta > 0
-    counts = conn.execute(_DEAL_ADD if grow else _DEAL_SUB, {"row_id": deal.id, "delta": delta}).first()
+    if _chained(session):
+        counts = conn.execute(_RESERVE_ADD if grow else _RESERVE_SUB, {
+            "deal_row": deal.id, "item_row": item.id, "delta": delta}).first()
+        item_moved = counts is not None and counts.items == 1
+    else:
+        counts = conn.execute(_DEAL_ADD if grow else _DEAL_SUB, {"row_id": deal.id, "delta": delta}).first()
+        item_moved = counts is not None and conn.execute(
+            _ITEM_ADD if grow else _ITEM_SUB, {"row_id": item.id, "delta": delta}).rowcount == 1
     if counts is None:
         status = conn.execute(core_select(_DEAL_T.c.status).where(_DEAL_T.c.id == deal.id)).scalar_one()
         return "closed" if status != "open" else "stock"
-    if conn.execute(_ITEM_ADD if grow else _ITEM_SUB, {"row_id": item.id, "delta": delta}).rowcount != 1:
+    if not item_moved:
         conn.execute(_DEAL_UNDO, {"row_id": deal.id, "delta": -delta})
         return "stock"
     return counts.ordered, counts.stock
@@ -529,13 +623,24 @@ def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: 
     # A cancelled order's lines are all at 0, so "active" is simply "some line above 0".
     quantities = {i: q for i, (_, q) in state.lines.items()} | {item.id or 0: after}
     status = "active" if any(q > 0 for q in quantities.values()) else "cancelled"
+    chained = _chained(session)
     if state.order_id is None:
-        state.order_id = conn.execute(_INSERT_ORDER, {
-            "deal_id": deal.id, "member_id": member.id, "placed_for": placed_for, "note": new_note,
-            "status": status, "paid": False, "picked_up": False, "created_at": now, "updated_at": now,
-        }).inserted_primary_key[0]  # type: ignore[index]
+        order = {"deal_id": deal.id, "member_id": member.id, "placed_for": placed_for,
+                 "note": new_note, "status": status, "paid": False, "picked_up": False,
+                 "created_at": now, "updated_at": now}
+        if chained:
+            conn.execute(_INSERT_ORDER_WITH_LINE, {**order, "line_item": item.id, "line_qty": after})
+            return OrderChange(deal, item, member, before, after, placed_for, counts)
+        state.order_id = conn.execute(_INSERT_ORDER, order).inserted_primary_key[0]  # type: ignore[index]
+    elif line_id is not None and chained:
+        if conn.execute(_SET_LINE_AND_ORDER, {
+                "line_id": line_id, "old_qty": line_qty_now, "new_qty": after,
+                "order_row": state.order_id, "new_status": status, "new_note": new_note,
+                "now": now}).first() is None:
+            raise Conflict(f"order line {line_id} changed meanwhile")
+        return OrderChange(deal, item, member, before, after, placed_for, counts)
     else:
-        conn.execute(_ORDER_SET, {"order_id": state.order_id, "new_status": status,
+        conn.execute(_ORDER_SET, {"order_row": state.order_id, "new_status": status,
                                   "new_note": new_note, "now": now})
     if line_id is None:
         conn.execute(_INSERT_LINE, {"order_id": state.order_id, "item_id": item.id, "qty": after})

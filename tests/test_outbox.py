@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.outbox import ORPHAN_AFTER, Outbox, decode_ack, encode_ack
 from bot.render import Renderer
 from bot.types import Ack, DealProgress, OutgoingMessage
+from models import ops
 from models.db import create_schema, make_engine, session_factory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=Settings().tz)
@@ -48,7 +49,7 @@ class Worker:
 
     def order(self, ack: Ack, at: datetime) -> None:
         with self.sessions() as session:
-            self.outbox.stage(session, [ack], at)
+            ops.queue_acks(session, self.outbox.stage([ack], at))
             session.commit()
         self.outbox.staged(at)
 
