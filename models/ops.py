@@ -741,9 +741,11 @@ def _claimable(stale_before: datetime) -> Any:
 
 
 def queued_ack_chats(session: Session, stale_before: datetime) -> list[tuple[str, datetime]]:
-    """(chat, when its oldest claimable ack was queued) for every chat with acks waiting."""
-    query = (core_select(_ACK_T.c.chat, func.min(_ACK_T.c.queued_at))
-             .where(_claimable(stale_before)).group_by(_ACK_T.c.chat))
+    """(chat, when its oldest claimable ack was queued) for every chat with acks waiting,
+    the chat waiting longest first (ties by chat key: the same order on every database)."""
+    oldest = func.min(_ACK_T.c.queued_at)
+    query = (core_select(_ACK_T.c.chat, oldest).where(_claimable(stale_before))
+             .group_by(_ACK_T.c.chat).order_by(oldest, _ACK_T.c.chat))
     return [(chat, oldest) for chat, oldest in session.connection().execute(query).all()]
 
 

@@ -6,6 +6,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,16 +37,14 @@ def _pg_available() -> str | None:
     return None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database per test: a SQLite file, or a PostgreSQL schema of its own.
+@contextmanager
+def pg_schema_url() -> Iterator[str]:
+    """A URL of the test PostgreSQL server whose tables live in a new schema of their own,
+    dropped afterwards.
 
     CI sets TUANGOU_REQUIRE_PG=1 (it starts PostgreSQL), so there a missing server fails the
-    run; on a developer machine without one the PostgreSQL half is skipped, saying why.
+    run; on a developer machine without one the test is skipped, saying why.
     """
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
     problem = _pg_available()
     if problem is not None:
         if os.environ.get("TUANGOU_REQUIRE_PG"):
@@ -62,6 +61,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database per test: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture
