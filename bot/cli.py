@@ -100,17 +100,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def deal_panel_provider(runtime: LiveRuntime, limit: int = 10) -> Callable[[], dict[str, Any]]:
     """The playground panel's data: the open (and succeeded) deals, newest ``limit``, in the
     export JSON shape."""
-    from sqlmodel import col, select
-
     from bot.export import export_deals
-    from models.tables import Deal
+    from models import ops
 
     def provide() -> dict[str, Any]:
         with runtime.app.sessions() as session:
-            ids = session.exec(select(Deal.id).where(col(Deal.status).in_(["open", "succeeded"]))
-                               .order_by(col(Deal.id).desc()).limit(limit)).all()
-            deals = [deal for deal_id in sorted(i for i in ids if i is not None)
-                     for deal in export_deals(session, runtime.settings, deal_id)["deals"]]
+            deals = [shown for deal in ops.live_deals(session, limit)
+                     for shown in export_deals(session, runtime.settings, deal.id)["deals"]]
         return {"deals": deals}
 
     return provide

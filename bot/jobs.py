@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import col, select
-
 from bot.clock import Clock
 from bot.config import Settings
 from bot.scheduler import Plan
@@ -111,8 +109,7 @@ async def catch_up(ctx: JobContext) -> list[Reply]:
     """On start: run every job whose time passed while the bot was down (each at most once)."""
     now = ctx.clock.now()
     with ctx.sessions() as session:
-        deals = session.exec(select(Deal).where(col(Deal.status).in_(["open", "succeeded"]))
-                             .order_by(col(Deal.id))).all()
+        deals = ops.live_deals(session)
         due = [(when, name, deal.id) for deal in deals
                for name, when in planned_jobs(deal, ctx.settings) if when <= now]
     replies: list[Reply] = []

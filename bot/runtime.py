@@ -18,7 +18,6 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
 from bot.adapters.base import ChatAdapter
 from bot.app import App, build_app
@@ -31,7 +30,6 @@ from bot.scheduler import Plan
 from bot.types import IncomingMessage, Reply
 from models import ops
 from models.db import make_engine
-from models.tables import Deal
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +169,7 @@ class LiveRuntime:
         for reply in await catch_up(self.app.jobs):
             await self.app.outbox.send_reply(reply)
         with self.app.sessions() as session:
-            for deal in session.exec(select(Deal).where(col(Deal.status).in_(["open", "succeeded"]))).all():
+            for deal in ops.live_deals(session):
                 self.scheduler.plan(deal.id or 0, planned_jobs(deal, self.settings))
         self.scheduler.resume()
 

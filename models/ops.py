@@ -225,6 +225,16 @@ def recent_deals(session: Session, room: Room, limit: int = 5) -> list[Deal]:
                              .order_by(col(Deal.id).desc()).limit(limit)).all())
 
 
+def live_deals(session: Session, limit: int | None = None) -> list[Deal]:
+    """Deals that still have something ahead (open, or succeeded and not yet delivered or
+    picked up), oldest first; with ``limit``, only the newest that many."""
+    query = select(Deal).where(col(Deal.status).in_(["open", "succeeded"]))
+    if limit is None:
+        return list(session.exec(query.order_by(col(Deal.id))).all())
+    return sorted(session.exec(query.order_by(col(Deal.id).desc()).limit(limit)).all(),
+                  key=lambda d: d.id or 0)
+
+
 def deal_items(session: Session, deal_id: int) -> list[Item]:
     """Items of a deal in their order."""
     return list(session.exec(select(Item).where(Item.deal_id == deal_id).order_by(col(Item.no))).all())
