@@ -75,7 +75,9 @@ def jielong(turn: Turn, jl: Jielong) -> Outcome:
     by_no: dict[int, list[JielongLine]] = {}
     for row in seen:
         by_no.setdefault(row.no, []).append(row)
-    known_texts = {row.text for row in seen}
+    known_texts: dict[str, int] = {}  # line text -> who added it first
+    for row in seen:
+        known_texts.setdefault(row.text, row.author_id)
     own_name = normalize(turn.member.name)
     outcome = Outcome()
     # A number written twice in one list means its last version.
@@ -89,9 +91,16 @@ def jielong(turn: Turn, jl: Jielong) -> Outcome:
         elif rows and not (own_name and entry.text.startswith(own_name)):
             continue  # someone else's line: nobody's message changes another member's order
         elif entry.text in known_texts:
-            continue  # a line seen before under another number (the list was renumbered)
+            # A line seen before under another number (the list was renumbered): not counted
+            # again, but remembered under this number too, so that a re-post still knows it
+            # when this very list changed the line it was first seen as.
+            marker = JielongLine(deal_id=deal.id or 0, no=entry.no, text=entry.text,
+                                 author_id=known_texts[entry.text], qty=ZERO)
+            by_no[entry.no] = [*rows, marker]
+            turn.session.add(marker)
+            continue
         wanted = _jielong_entry(turn, jl, entry.text, own_name, cat)
-        before = {row.item_id or 0: row.qty for row in old}
+        before = {row.item_id: row.qty for row in old if row.item_id is not None}  # (markers: none)
         results: list[ops.OrderChange | ops.OrderRefusal] = []
         counted = dict(before)  # what this line stands for once applied (refusals keep before)
         for item_id in dict.fromkeys([*before, *wanted]):
@@ -116,7 +125,7 @@ def jielong(turn: Turn, jl: Jielong) -> Outcome:
         by_no[entry.no] = [row for row in rows if row not in old] + mine
         turn.session.add_all(mine)
         turn.session.flush()  # a later line with the same number may replace these rows
-        known_texts.add(entry.text)
+        known_texts.setdefault(entry.text, turn.member.id or 0)
         _collect(turn, outcome, deal, results)
     turn.record.deal_id = deal.id
     return outcome

@@ -153,6 +153,21 @@ async def test_a_jielong_repost_counts_nothing_new(chat: Chat) -> None:
                              "赵大爷": {"山东富士苹果": 2}}
 
 
+async def test_a_jielong_repost_counts_nothing_when_it_also_moved_a_changed_line(chat: Chat) -> None:
+    await open_deal(chat)
+    await chat.say("李阿姨", jielong("1. 李阿姨 2箱"))
+    await chat.flush()
+    # Her line 1 changes, and its old text shows up again as line 2: a line seen before,
+    # not a new order. Posting the same list again must not count line 2 then either.
+    listing = jielong("1. 李阿姨 3箱", "2. 李阿姨 2箱")
+    await chat.say("李阿姨", listing)
+    await chat.flush()
+    assert chat.orders() == {"李阿姨": {"山东富士苹果": 3}}
+    await chat.say("李阿姨", listing)
+    assert await chat.flush() == []
+    assert chat.orders() == {"李阿姨": {"山东富士苹果": 3}}
+
+
 async def test_editing_another_members_jielong_line_changes_nothing(chat: Chat) -> None:
     await open_deal(chat)
     await chat.say("李阿姨", jielong("1. 李阿姨 2箱"))
