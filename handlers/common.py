@@ -146,7 +146,8 @@ class Turn:
     _open: list[Deal] | None = None
 
     def room_state(self) -> RoomState:
-        """The room's deals and the speaker's pending question (read once per turn)."""
+        """The room's deals and the speaker's pending question (read once per turn: a handler
+        that opens or closes a deal, or asks a question, must not rely on it afterwards)."""
         if self._state is None:
             self._state = (read_room_state(self.session, self.room.id or 0, self.member.id or 0,
                                            self.now)

@@ -226,8 +226,8 @@ def recent_deals(session: Session, room: Room, limit: int = 5) -> list[Deal]:
 
 
 def live_deals(session: Session, limit: int | None = None) -> list[Deal]:
-    """Deals that still have something ahead (open, or succeeded and not yet delivered or
-    picked up), oldest first; with ``limit``, only the newest that many."""
+    """Deals that may still have something ahead (open or succeeded: a close, a reminder, a
+    delivery), oldest first; with ``limit``, only the newest that many."""
     query = select(Deal).where(col(Deal.status).in_(["open", "succeeded"]))
     if limit is None:
         return list(session.exec(query.order_by(col(Deal.id))).all())
@@ -353,6 +353,9 @@ def progress_from_counts(deal: Deal, items: Sequence[Item], counts: Counts) -> P
     return Progress(ordered, deal.threshold, unit, stock_left)
 
 
+_LOCK_DEAL = core_select(_DEAL_T.c.id).where(_DEAL_T.c.id == bindparam("deal_id")).with_for_update()
+
+
 def close_deal(session: Session, deal: Deal, now: datetime) -> str | None:
     """Close an open deal exactly once: succeeded if its threshold is met, else failed.
 
@@ -362,6 +365,9 @@ def close_deal(session: Session, deal: Deal, now: datetime) -> str | None:
     Returns:
         The new status, or None if the deal was no longer open.
     """
+    # The row lock first: an order moving the deal's counter right now commits before the
+    # count is read (PostgreSQL), so a deal is never closed as failed with its threshold met.
+    session.connection().execute(_LOCK_DEAL, {"deal_id": deal.id})
     new_status = "succeeded" if progress(session, deal).reached else "failed"
     if _execute(session, update(Deal).where(col(Deal.id) == deal.id, col(Deal.status) == "open")
                 .values(status=new_status, closed_at=now)) != 1:

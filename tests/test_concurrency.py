@@ -80,3 +80,58 @@ async def test_concurrent_orders_keep_stock_limits_and_exactly_once(db_url: str)
         assert processed == len(messages)
     finally:
         chat.close()
+
+
+def test_a_close_waits_for_an_order_in_flight_and_counts_it(db_url: str) -> None:
+    """截团 while a member's order that reaches the threshold is still uncommitted: on
+    PostgreSQL the close waits for it and closes the deal as succeeded, not failed."""
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session
+
+    from models import ops
+    from models.db import create_schema, make_engine
+    from models.tables import Deal, Item
+
+    engine = make_engine(db_url)
+    create_schema(engine)
+    now = datetime.now(UTC)
+    with Session(engine, expire_on_commit=False) as s:
+        room = ops.upsert_room(s, "r1", "测试群")
+        leader = ops.upsert_member(s, "wx-leader", "王团长")
+        member = ops.upsert_member(s, "wx-1", "邻居")
+        deal = Deal(room_id=room.id or 0, leader_id=leader.id or 0, title="草莓",
+                    threshold=Decimal(3), created_at=now)
+        s.add(deal)
+        s.flush()
+        item = Item(deal_id=deal.id or 0, no=1, name="草莓", unit="盒")
+        s.add(item)
+        s.commit()
+    ordering = Session(engine, expire_on_commit=False)
+    closed: list[str | None] = []
+
+    def close() -> None:
+        with Session(engine, expire_on_commit=False) as s:
+            closing = s.get(Deal, deal.id)
+            assert closing is not None
+            closed.append(ops.close_deal(s, closing, now))
+            s.commit()
+
+    try:
+        change = ops.change_order(ordering, ordering.get(Deal, deal.id), ordering.get(Item, item.id),
+                                  member, Decimal(3), "add", now)
+        assert isinstance(change, ops.OrderChange)
+        if engine.dialect.name == "sqlite":
+            ordering.commit()  # SQLite has one writer at a time: the close simply comes after
+            close()
+        else:
+            closer = threading.Thread(target=close)
+            closer.start()
+            closer.join(timeout=0.5)
+            assert closer.is_alive(), "the close did not wait for the order's row lock"
+            ordering.commit()
+            closer.join(timeout=10)
+    finally:
+        ordering.close()
+    assert closed == ["succeeded"]
+    engine.dispose()
