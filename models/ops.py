@@ -353,9 +353,6 @@ def progress_from_counts(deal: Deal, items: Sequence[Item], counts: Counts) -> P
     return Progress(ordered, deal.threshold, unit, stock_left)
 
 
-_LOCK_DEAL = core_select(_DEAL_T.c.id).where(_DEAL_T.c.id == bindparam("deal_id")).with_for_update()
-
-
 def close_deal(session: Session, deal: Deal, now: datetime) -> str | None:
     """Close an open deal exactly once: succeeded if its threshold is met, else failed.
 
@@ -367,7 +364,7 @@ def close_deal(session: Session, deal: Deal, now: datetime) -> str | None:
     """
     # The row lock first: an order moving the deal's counter right now commits before the
     # count is read (PostgreSQL), so a deal is never closed as failed with its threshold met.
-    session.connection().execute(_LOCK_DEAL, {"deal_id": deal.id})
+    lock_deal(session, deal.id or 0)
     new_status = "succeeded" if progress(session, deal).reached else "failed"
     if _execute(session, update(Deal).where(col(Deal.id) == deal.id, col(Deal.status) == "open")
                 .values(status=new_status, closed_at=now)) != 1:
