@@ -367,6 +367,20 @@ def _line(ref: Ref, qty: Decimal | None) -> OrderLine:
     return OrderLine(ref, qty)
 
 
+_WRITTEN_UNIT = re.compile(_UNIT_RE)
+_ANY_ITEM_UNITS = {"份", "个", "单"}  # "来两份" is two of whatever is meant, whatever its unit
+
+
+def _item_by_unit(quantity: str, catalog: Sequence[CatalogItem]) -> CatalogItem | None:
+    """The one item sold in the unit a quantity is written in ("那要一袋" when only the beef
+    jerky comes in 袋), else None (no unit written, or several items share it)."""
+    unit = _WRITTEN_UNIT.search(quantity)
+    if unit is None or unit.group(0) in _ANY_ITEM_UNITS:
+        return None
+    same = [c for c in catalog if c.unit == unit.group(0)]
+    return same[0] if len(same) == 1 else None
+
+
 def _pair(refs: list[tuple[int, Ref]], qtys: list[tuple[int, int, Decimal]],
           all_items: bool) -> list[OrderLine]:
     """Pair item mentions with quantities: "苹果2箱 橙子1箱", "两箱苹果", "苹果橙子各一箱"."""
@@ -560,6 +574,9 @@ def parse_member_message(text: str, catalog: Sequence[CatalogItem] = ()
         more = more or bool(_MORE.search(masked))
         explicit = explicit or trigger is not None or clause_kind != "order" or not qtys
         clause_lines = _pair(refs, qtys, has_all) or [OrderLine(None, None)]
+        if multi and not refs and not has_all and len(qtys) == 1:
+            clause_lines = [replace(ln, item=_item_by_unit(masked[qtys[0][0]:qtys[0][1]], catalog))
+                            if ln.item is None and ln.item_no is None else ln for ln in clause_lines]
         if has_all and not refs:
             clause_lines = [OrderLine(None, clause_lines[0].qty)]
         people = _people(masked) if not multi else 1

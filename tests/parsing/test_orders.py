@@ -768,3 +768,19 @@ def test_same_as_under_a_quoted_order(raw: str) -> None:
 
 def test_how_many_people_is_a_progress_question() -> None:
     assert classify_status(normalize("现在几个人了")) == StatusQuery("progress", None)
+
+
+LAWEI = multi(("广式腊肠", "斤"), ("五香牛肉干", "袋"), ("湘西腊肉", "斤"), ("土笋冻", "份"))
+
+
+@pytest.mark.parametrize(("raw", "item"), [
+    ("那要一袋", "五香牛肉干"),  # only the jerky comes in 袋
+    ("再来两袋", "五香牛肉干"),
+    ("要两斤", None),  # two items in 斤: which one is asked
+    ("来两份", None),  # 份 stands for any item, even though one item is sold in 份
+    ("要一个", None),
+])
+def test_a_unit_only_one_item_is_sold_in_names_that_item(raw: str, item: str | None) -> None:
+    intent = parse_member_message(normalize(raw), LAWEI)
+    assert isinstance(intent, OrderIntent)
+    assert [ln.item.name if ln.item else None for ln in intent.lines] == [item]
