@@ -348,6 +348,9 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
         return Outcome()
     if isinstance(intent, OrderIntent) and not intent.explicit and turn.is_leader:
         return Outcome()  # "68一只", "今天就8斤": a leader describing the deal, not ordering
+    if (isinstance(intent, OrderIntent) and (intent.kind != "order" or intent.more)
+            and _about_another_members_order(turn, text)):
+        return Outcome()  # "小魏那单改成5箱": nobody's message changes another member's order
     if isinstance(intent, Ambiguous):
         return _ask(turn, text, list(dict.fromkeys(c.deal_id for c in catalog)),
                     "要几份？请写一个具体数量，比如「要2份」", range_=True)
@@ -423,6 +426,26 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
     for deal in touched:
         _collect(turn, outcome, deal, [r for r in results if r.deal.id == deal.id])
     return outcome
+
+
+# "小魏那单", "杨阿姨的", "把老谭的", "帮老谭取消": an order named by its owner.
+_NAME = r"[^\s,，。!！?？:：@]{1,8}?"
+_OWNED_ORDER = re.compile(rf"(?P<who>{_NAME})(?:那单|那份|那一单|的单|的订单|的那单|的那份|的)"
+                          rf"|(?:帮|替|把)(?P<for>{_NAME})(?:取消|撤|改|减|加|去掉|删)")
+
+
+def _about_another_members_order(turn: Turn, text: str) -> bool:
+    """Whether a change or cancel names the order of another member of the room."""
+    assert turn.room is not None
+    names: set[str] = set()
+    for m in _OWNED_ORDER.finditer(text):
+        who = m.group("who") or m.group("for")
+        names.update(who[i:] for i in range(len(who)))  # "哎小魏那单": the name may start later
+    names.discard(turn.member.name)
+    if not names:
+        return False
+    return any(ops.find_member_in_room(turn.session, turn.room, name) is not None
+               for name in sorted(names, key=len, reverse=True))
 
 
 def _names_closed_deal(turn: Turn, text: str, catalog: list[CatalogItem]) -> Deal | None:

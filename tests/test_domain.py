@@ -168,6 +168,26 @@ async def test_a_jielong_repost_counts_nothing_when_it_also_moved_a_changed_line
     assert chat.orders() == {"李阿姨": {"山东富士苹果": 3}}
 
 
+async def test_naming_another_members_order_changes_nobodys(chat: Chat) -> None:
+    await open_deal(chat)
+    await chat.say("杨阿姨", "要两箱")
+    await chat.say("小魏", "一箱")
+    await chat.say("阿彬", "来一箱")
+    await chat.flush()
+    await chat.say("杨阿姨", "小魏那单改成5箱吧，她家人多")
+    await chat.say("阿彬", "把杨阿姨的取消掉")
+    await chat.say("阿彬", "帮小魏取消")
+    await chat.flush()
+    assert chat.orders() == {"杨阿姨": {"山东富士苹果": 2}, "小魏": {"山东富士苹果": 1},
+                             "阿彬": {"山东富士苹果": 1}}
+    # Their own orders, named as theirs, still change.
+    await chat.say("杨阿姨", "我那单改成3箱")
+    await chat.say("小魏", "小魏的改成2箱")
+    await chat.flush()
+    assert chat.orders() == {"杨阿姨": {"山东富士苹果": 3}, "小魏": {"山东富士苹果": 2},
+                             "阿彬": {"山东富士苹果": 1}}
+
+
 async def test_editing_another_members_jielong_line_changes_nothing(chat: Chat) -> None:
     await open_deal(chat)
     await chat.say("李阿姨", jielong("1. 李阿姨 2箱"))
