@@ -2,7 +2,7 @@
 
 On PostgreSQL several steps of an order run as one chained statement (``models.ops._chained``)
 where SQLite runs them one by one; the conversations of every transcript set (the shared
-examples and the eight sets written blind) exercise both paths on the same input, and the
+examples, when they are next to the repo, and our own sets) exercise both paths on the same input, and the
 export and every bot message must come out the same.
 """
 
