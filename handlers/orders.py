@@ -442,10 +442,7 @@ def _about_another_members_order(turn: Turn, text: str) -> bool:
         who = m.group("who") or m.group("for")
         names.update(who[i:] for i in range(len(who)))  # "哎小魏那单": the name may start later
     names.discard(turn.member.name)
-    if not names:
-        return False
-    return any(ops.find_member_in_room(turn.session, turn.room, name) is not None
-               for name in sorted(names, key=len, reverse=True))
+    return bool(names) and ops.any_member_named(turn.session, turn.room, names)
 
 
 def _names_closed_deal(turn: Turn, text: str, catalog: list[CatalogItem]) -> Deal | None:

@@ -4,7 +4,7 @@ an order stays within the per-member limit and the stock, a deal closes exactly 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -69,23 +69,23 @@ def _upsert_statement(session: Session, kind: str) -> Any:
             stmt = insert_(RoomMember.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
                 index_elements=["room_id", "member_id"])
         else:
-            table = (Room if kind == "room" else Member).__table__  # type: ignore[union-attr]
-            stmt = insert_(table)
-            stmt = stmt.on_conflict_do_update(index_elements=["platform_id"],
-                                              set_={"name": stmt.excluded.name}).returning(table.c.id)
+            stmt = _renaming_upsert(insert_((Room if kind == "room" else Member).__table__))  # type: ignore[union-attr]
         _UPSERTS[(dialect, kind)] = stmt
     return stmt
+
+
+def _renaming_upsert(stmt: Any) -> Any:
+    """An INSERT of a row keyed by platform id that, if the row is there, updates its name;
+    either way it returns the row's id."""
+    return stmt.on_conflict_do_update(index_elements=["platform_id"], set_={
+        "name": stmt.excluded.name}).returning(stmt.table.c.id)
 
 
 def _upsert_present() -> Any:
     from sqlalchemy.dialects import postgresql
 
-    member = Member.__table__  # type: ignore[attr-defined]
-    upsert = postgresql.insert(member).values(platform_id=bindparam("platform_id"),
-                                              name=bindparam("name"))
-    upsert = upsert.on_conflict_do_update(index_elements=["platform_id"],
-                                          set_={"name": upsert.excluded.name})
-    found = upsert.returning(member.c.id).cte("m")
+    found = _renaming_upsert(postgresql.insert(Member.__table__).values(  # type: ignore[attr-defined]
+        platform_id=bindparam("platform_id"), name=bindparam("name"))).cte("m")
     presence = postgresql.insert(RoomMember.__table__).from_select(  # type: ignore[attr-defined]
         ["room_id", "member_id"], core_select(bindparam("room_id", type_=Integer), found.c.id)
     ).on_conflict_do_nothing(index_elements=["room_id", "member_id"]).cte("p")
@@ -178,6 +178,14 @@ def room_leaders(session: Session, room_platform_id: str,
         col(Member.id).in_(openers), col(Member.id).in_(appointed),
         col(Member.id).in_(seen) & col(Member.name).in_(list(named.get(room.name, ()))),
     )).order_by(col(Member.id))).all())
+
+
+def any_member_named(session: Session, room: Room, names: Collection[str]) -> bool:
+    """Whether a member of the room goes by one of these display names (one query)."""
+    return session.exec(
+        select(Member.id).join(RoomMember, col(RoomMember.member_id) == col(Member.id))
+        .where(RoomMember.room_id == room.id, col(Member.name).in_(list(names))).limit(1)
+    ).first() is not None
 
 
 def find_member_in_room(session: Session, room: Room, name: str) -> Member | None:
@@ -321,12 +329,17 @@ _COUNTS = (core_select(_ITEM_T.c.ordered, _ITEM_T.c.unit, _DEAL_T.c.stock.label(
            .where(_ITEM_T.c.deal_id == bindparam("deal_id")).order_by(_ITEM_T.c.no))
 
 
+def _threshold_unit(deal: Deal, first_item_unit: str | None) -> str:
+    """What a deal's threshold counts: its own unit, else its first item's, else 份."""
+    return deal.threshold_unit or first_item_unit or "份"
+
+
 def progress(session: Session, deal: Deal) -> Progress:
     """The deal's count towards its threshold (units, people or orders) and stock left."""
     assert deal.id is not None
     conn = session.connection()
     totals = conn.execute(_COUNTS, {"deal_id": deal.id}).all()
-    unit = deal.threshold_unit or (totals[0].unit if totals else None) or "份"
+    unit = _threshold_unit(deal, totals[0].unit if totals else None)
     if unit in ("人", "单"):
         what = func.count(func.distinct(Order.member_id)) if unit == "人" else func.count(col(Order.id))
         counted = Decimal(session.exec(select(what).where(
@@ -345,7 +358,7 @@ def progress_from_counts(deal: Deal, items: Sequence[Item], counts: Counts) -> P
     """The deal's progress from its counters as an order change returned them, without reading
     them again; None where the count needs more than the deal's total (a threshold in people
     or orders, or items in different units counted apart)."""
-    unit = deal.threshold_unit or (items[0].unit if items else None) or "份"
+    unit = _threshold_unit(deal, items[0].unit if items else None)
     if unit in ("人", "单") or len({it.unit for it in items}) > 1:
         return None
     ordered, stock = counts
