@@ -21,6 +21,9 @@ class Settings:
     # "auto" picks wechaty when a puppet token is configured, else the playground
     transport: str = "auto"
     ack_window_seconds: float = 10.0
+    # messages that queued up while others were handled go in one transaction, this many
+    # at most (a burst costs the database much less; each waits for its batch's commit)
+    batch_messages: int = 8
     remind_before_minutes: int = 60
     max_qty_per_line: int = 999
     mention_batch: int = 20
@@ -93,6 +96,7 @@ def load_settings(path: Path | None = None) -> Settings:
                                        bot.get("database_url", Settings.database_url)),
         "transport": bot.get("transport", Settings.transport),
         "ack_window_seconds": float(bot.get("ack_window_seconds", Settings.ack_window_seconds)),
+        "batch_messages": int(bot.get("batch_messages", Settings.batch_messages)),
         "remind_before_minutes": int(bot.get("remind_before_minutes",
                                              Settings.remind_before_minutes)),
         "max_qty_per_line": int(limits.get("max_qty_per_line", Settings.max_qty_per_line)),

@@ -3,11 +3,13 @@ transaction, then replies and acks to the outbox (only after the commit)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
@@ -16,7 +18,15 @@ from bot.jobs import planned_jobs
 from bot.outbox import Outbox, chat_key
 from bot.scheduler import JobScheduler, Plan
 from bot.types import IncomingMessage
-from handlers.common import DealCache, ItemCache, Outcome, Router, Turn
+from handlers.common import (
+    DealCache,
+    ItemCache,
+    Outcome,
+    RoomState,
+    Router,
+    Turn,
+    upsert_member_reading_room,
+)
 from handlers.parsing.text import normalize
 from handlers.parsing.wechat import split_quote
 from models import ops
@@ -26,6 +36,8 @@ from models.tables import Deal, Member, ProcessedMessage, Room
 log = logging.getLogger(__name__)
 MAX_TEXT = 20_000  # longer messages are cut before parsing; nobody orders in a novel
 MAX_ATTEMPTS = 5  # a transaction that lost a race, or hit a transient error, is run again
+# What a committed message leaves to do: its outcome, and the jobs of the deals it changed.
+Handled = tuple[Outcome, list[tuple[int, Plan]]]
 
 
 class Dispatcher:
@@ -49,14 +61,38 @@ class Dispatcher:
 
     async def dispatch(self, msg: IncomingMessage) -> bool:
         """Handle one message; returns False when it was a duplicate (or failed)."""
-        if msg.sender_id in self.bot_ids:
-            return False
-        self._outbox.serve(chat_key(msg.room_id, msg.sender_id))
-        outcome = self.handle(msg)
-        if outcome is None:
-            return False
-        await self.deliver(outcome, msg.at)
-        return True
+        return (await self.dispatch_batch([msg]))[0]
+
+    async def dispatch_batch(self, msgs: Sequence[IncomingMessage], *,
+                             in_thread: bool = False) -> list[bool]:
+        """Handle consecutive messages (those that queued up while the previous ones were
+        handled) in one transaction; see ``_handle_batch``. One flag per message: False when
+        it was a duplicate, the bot's own, or failed.
+
+        With ``in_thread`` the database work runs in a worker thread, so the event loop goes
+        on taking messages (they form the next batch) while this one waits for the server.
+        Only one batch may be in hand at a time (``Inbox`` sees to that): the caches here are
+        not shared between threads at once.
+        """
+        ours = [msg.sender_id not in self.bot_ids for msg in msgs]
+        mine = [msg for msg, ok in zip(msgs, ours, strict=True) if ok]
+        for msg in mine:
+            self._outbox.serve(chat_key(msg.room_id, msg.sender_id))
+        handled = (await asyncio.to_thread(self._handle_batch, mine) if in_thread
+                   else self._handle_batch(mine))
+        results = iter(handled)
+        done = []
+        for msg, ok in zip(msgs, ours, strict=True):
+            result = next(results) if ok else None
+            if result is not None:
+                outcome, plans = result
+                self._plan_jobs(msg, outcome, plans)
+                try:
+                    await self.deliver(outcome, msg.at)
+                except Exception:  # committed: the next messages' replies still go out
+                    log.exception("passing on the outcome of message %s failed", msg.id)
+            done.append(result is not None)
+        return done
 
     async def deliver(self, outcome: Outcome, now: datetime) -> None:
         """Pass a committed outcome on: replies to the outbox (its acks are queued already)."""
@@ -65,7 +101,7 @@ class Dispatcher:
         for reply in outcome.replies:
             await self._outbox.send_reply(reply)
 
-    def handle(self, msg: IncomingMessage) -> Outcome | None:
+    def _handle(self, msg: IncomingMessage) -> Handled | None:
         """Run the handler in one transaction; None for a message id handled before.
 
         The processed-message row is inserted in the same transaction as the effects, so a
@@ -76,9 +112,9 @@ class Dispatcher:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             with self._sessions() as session:
                 try:
-                    outcome, plans = self._run(session, msg)
+                    ran = self._run(session, msg)
                     session.commit()
-                    break
+                    return ran
                 except (IntegrityError, ops.Conflict, OperationalError) as exc:
                     # A lost race, or a transient database failure (a deadlock, "database is
                     # locked", a connection that died and was discarded): run it again.
@@ -90,15 +126,50 @@ class Dispatcher:
                     self._forget_identities()
                     if self._already_handled(msg.id):
                         return None
-                    if attempt == MAX_ATTEMPTS:
-                        log.error("message %s kept conflicting; not handled", msg.id)
-                        return None
                 except Exception:
                     session.rollback()
                     self._forget_identities()
                     log.exception("handler failed on message %s; recorded as processed", msg.id)
                     self._record_failed(msg)
                     return None
+        log.error("message %s kept conflicting; not handled", msg.id)
+        return None
+
+    def _handle_batch(self, msgs: Sequence[IncomingMessage]) -> list[Handled | None]:
+        """Handle messages in order in one transaction (group commit: one BEGIN and one
+        COMMIT for all, which is most of what a message costs the database). Each sees the
+        effects of those before it, as it would one transaction later. If any of them fails
+        (a duplicate id, a lost race, a handler error), nothing of the batch is kept and each
+        message runs again on its own through ``_handle``, with its own retries: an outcome
+        is returned (and acknowledged) only once its transaction committed."""
+        if len(msgs) <= 1:
+            return [self._handle(msg) for msg in msgs]
+        ran = []
+        with self._sessions() as session:
+            try:
+                for msg in msgs:
+                    ran.append(self._run(session, msg, defer_record=True))
+                ops.write_deferred_records(session)
+                session.commit()
+            except Exception as exc:
+                session.rollback()
+                self._forget_identities()
+                log.info("a batch of %d messages failed (%s); handling them one by one",
+                         len(msgs), type(exc).__name__)
+                return [self._handle_alone(msg) for msg in msgs]
+        return list(ran)
+
+    def _handle_alone(self, msg: IncomingMessage) -> Handled | None:
+        """``_handle`` for a message of a failed batch: an error (the database gone, say) is
+        this message's alone, not the batch's, whose other messages may have committed."""
+        try:
+            return self._handle(msg)
+        except Exception:
+            log.exception("message %s could not be handled", msg.id)
+            return None
+
+    def _plan_jobs(self, msg: IncomingMessage, outcome: Outcome, plans: list[tuple[int, Plan]]) -> None:
+        """After the commit: (re)plan the deadline and delivery jobs the message changed."""
         try:
             for deal_id in outcome.unschedule:
                 self._scheduler.drop(deal_id)
@@ -106,7 +177,6 @@ class Dispatcher:
                 self._scheduler.plan(deal_id, jobs)
         except Exception:  # committed already; the leader plans every open deal on take-over
             log.exception("planning the jobs of message %s failed", msg.id)
-        return outcome
 
     def _already_handled(self, message_id: str) -> bool:
         with self._sessions() as session:
@@ -123,14 +193,16 @@ class Dispatcher:
     def _record_failed(self, msg: IncomingMessage) -> None:
         with self._sessions() as session:
             try:
-                ops.record_message(session, ProcessedMessage(
+                ops.record_message(session, ops.MessageRecord(
                     id=msg.id, sender_name=msg.sender_name, received_at=msg.at))
                 session.commit()
             except IntegrityError:
                 session.rollback()
 
-    def _identities(self, session: Session, msg: IncomingMessage) -> tuple[Room | None, Member]:
-        """Room and member rows, cached by platform id (a name change refreshes them)."""
+    def _identities(self, session: Session, msg: IncomingMessage, now: datetime
+                    ) -> tuple[Room | None, Member, RoomState | None]:
+        """Room and member rows, cached by platform id (a name change refreshes them); and
+        the room's state if it came with the member's row (see ``upsert_member_reading_room``)."""
         room = None
         if msg.room_id:
             room = self._rooms.get(msg.room_id)
@@ -139,32 +211,40 @@ class Dispatcher:
                 self._rooms[msg.room_id] = room
         member = self._members.get(msg.sender_id)
         present = room is None or (member is not None and (room.id, member.id) in self._presence)
+        state = None
         if member is None or member.name != msg.sender_name:
-            member = ops.upsert_member(session, msg.sender_id, msg.sender_name,
-                                       present_in=None if present else room)
+            both = None if room is None else upsert_member_reading_room(
+                session, room, msg.sender_id, msg.sender_name, now)
+            if both:
+                member, state = both
+            else:
+                member = ops.upsert_member(session, msg.sender_id, msg.sender_name,
+                                           present_in=None if present else room)
             self._members[msg.sender_id] = member
         elif not present:
             assert room is not None
             ops.note_presence(session, room, member)
         if room is not None:
             self._presence.add((room.id, member.id))
-        return room, member
+        return room, member, state
 
-    def _run(self, session: Session, msg: IncomingMessage) -> tuple[Outcome, list[tuple[int, Plan]]]:
+    def _run(self, session: Session, msg: IncomingMessage, *, defer_record: bool = False) -> Handled:
         quote, body = split_quote(msg.text[:MAX_TEXT])
         text = normalize(body)
-        room, member = self._identities(session, msg)
-        record = ProcessedMessage(id=msg.id, sender_name=msg.sender_name, body=text,
+        now = msg.at.astimezone(self._settings.tz)
+        room, member, state = self._identities(session, msg, now)
+        record = ops.MessageRecord(id=msg.id, sender_name=msg.sender_name, body=text,
                                   received_at=msg.at, room_id=room.id if room else None,
                                   member_id=member.id)
-        now = msg.at.astimezone(self._settings.tz)
         turn = Turn(session, self._settings, msg, room, member, text, body, quote, now, record,
-                    self._items, self._deals)
+                    self._items, self._deals, _state=state)
         outcome = self._route(turn)
         session.flush()
         # Inserted with the effects: a message id seen before (or committed meanwhile by
-        # another worker) fails here and the whole transaction rolls back.
-        ops.record_message(session, record, self._outbox.stage(outcome.acks, msg.at))
+        # another worker) fails here, or in a batch when its rows are written just before
+        # the commit, and the whole transaction rolls back.
+        ops.record_message(session, record, self._outbox.stage(outcome.acks, msg.at),
+                           defer=defer_record)
         plans = []
         for deal_id in outcome.schedule:
             deal = session.get(Deal, deal_id)
@@ -181,3 +261,61 @@ class Dispatcher:
                         self._deals.clear()  # a leader command may change any deal's fields
                     return handler(turn, data)
         return Outcome()
+
+
+def work_in_thread(engine: Engine) -> bool:
+    """Whether a batch's database work should run in a thread: for a database server, where
+    it mostly waits (the thread lets the event loop take the next messages meanwhile), not
+    for SQLite, which works inside this process holding the GIL (a thread only adds
+    switching; and an in-memory database is one connection, which the loop uses too)."""
+    return engine.dialect.name != "sqlite"
+
+
+class Inbox:
+    """Hands messages to the dispatcher in batches: those that arrive while a batch is in
+    hand wait, and go together in the next one (group commit, at most ``max_batch``).
+
+    ``submit`` returns once its message's transaction committed (or it was found to be a
+    duplicate, or failed), as ``Dispatcher.dispatch`` does: a transport that wants batches
+    submits the next message without waiting for the previous one.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, *, max_batch: int, in_thread: bool) -> None:
+        self._dispatcher = dispatcher
+        self._max = max(1, max_batch)
+        self._in_thread = in_thread
+        self._waiting: list[tuple[IncomingMessage, asyncio.Future[bool]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def submit(self, msg: IncomingMessage) -> bool:
+        """Queue a message for the next batch; True once it was handled."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((msg, done))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await done
+
+    async def close(self) -> None:
+        """Wait until the messages already submitted are handled."""
+        if self._drainer is not None:
+            await asyncio.shield(self._drainer)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:self._max], self._waiting[self._max:]
+            try:
+                flags = await self._dispatcher.dispatch_batch([msg for msg, _ in batch],
+                                                              in_thread=self._in_thread)
+            except Exception as exc:  # each submitter gets it
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            except BaseException:  # cancelled (shutting down): no submitter waits forever
+                for _, done in batch + self._waiting:
+                    done.cancel()
+                self._waiting = []
+                raise
+            else:
+                for (_, done), flag in zip(batch, flags, strict=True):
+                    if not done.done():
+                        done.set_result(flag)

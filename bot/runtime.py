@@ -23,6 +23,7 @@ from bot.adapters.base import ChatAdapter
 from bot.app import App, build_app
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.dispatcher import Inbox, work_in_thread
 from bot.jobs import JOBS, catch_up, planned_jobs
 from bot.leadership import Leadership
 from bot.pacing import Pacer
@@ -124,6 +125,8 @@ class LiveRuntime:
         self.pacer = Pacer(settings, adapter.send, self._room_leaders)
         self.app: App = build_app(settings, self.clock, self.pacer.submit, self.scheduler,
                                   engine=self._engine, sender_confirms=True)
+        self.inbox = Inbox(self.app.dispatcher, max_batch=settings.batch_messages,
+                           in_thread=work_in_thread(self._engine))
         self._flusher: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
         self._leading: asyncio.Task[None] | None = None
@@ -194,10 +197,12 @@ class LiveRuntime:
             self.app.dispatcher.bot_ids = ops.bot_ids(session) - {account}
 
     async def on_message(self, msg: IncomingMessage) -> None:
-        """Transport callback for every inbound message (none once stopping: the transport
-        delivers it again, and the database dedupes it if it was handled after all)."""
+        """Transport callback for every inbound message; returns once it is handled (none
+        once stopping: the transport delivers it again, and the database dedupes it if it
+        was handled after all). A transport may pass the next messages before this returns:
+        those that queue up are handled together, in order (``Inbox``)."""
         if self._accepting:
-            await self.app.dispatcher.dispatch(msg)
+            await self.inbox.submit(msg)
 
     async def on_joined(self, room_id: str, room_name: str) -> None:
         """Transport callback when the account is added to a room: a short how-to, sent like
@@ -219,6 +224,10 @@ class LiveRuntime:
         leadership, send what is pending within the pacing limits (up to ``drain_seconds``),
         then disconnect. Each step runs even if an earlier one failed."""
         self._accepting = False  # a message arriving now is left for redelivery
+        try:
+            await self.inbox.close()  # those taken already are handled and acknowledged
+        except Exception:
+            log.exception("handling the last messages failed")
         for task in (self._leading, self._flusher):
             await _cancelled(task)
         try:

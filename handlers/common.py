@@ -8,7 +8,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import bindparam, null, or_, union_all
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    union_all,
+)
 from sqlalchemy import select as core_select
 from sqlmodel import Session
 
@@ -20,7 +31,9 @@ from handlers.parsing.text import normalize
 from handlers.parsing.times import format_time
 from handlers.parsing.wechat import Quote, strip_mentions
 from models import ops
-from models.tables import Deal, Item, Member, PendingQuestion, ProcessedMessage, Room
+from models.prepared import Prepared
+from models.tables import Deal, Item, LeaderRole, Member, Order, PendingQuestion, Room
+from models.types import AwareDateTime, Quantity
 
 T = TypeVar("T")
 
@@ -64,38 +77,99 @@ RECENTLY_CLOSED = timedelta(days=3)  # how long an order for a closed deal is an
 class RoomState:
     """What the order path reads of a room on every message, in one query: the open deals'
     ids (oldest first), the deals closed lately (newest first, at most three) and the
-    speaker's pending question, if any: (row id, asked at, payload)."""
+    speaker's pending question, if any: (row id, asked at, payload), whether the speaker
+    was appointed a leader of the room in the chat, and the speaker's own order on each open
+    deal as read for a change (``ops.change_order(known=...)``; its row stays locked)."""
 
     open_ids: list[int]
     closed_ids: list[int]
     question: tuple[int, datetime, str] | None
+    appointed: bool = False
+    own_orders: dict[int, ops.OrderState] = field(default_factory=dict)
 
 
 _DEAL_T = Deal.__table__  # type: ignore[attr-defined]
 _QUESTION_T = PendingQuestion.__table__  # type: ignore[attr-defined]
-# One round trip instead of three: deals that are open or closed since ``since``, and the
-# member's question (its row marked by a NULL status).
-_ROOM_STATE = union_all(
-    core_select(_DEAL_T.c.id, _DEAL_T.c.status, null().label("payload"),
-                _DEAL_T.c.closed_at.label("at"))
-    .where(_DEAL_T.c.room_id == bindparam("room_id"),
-           or_(_DEAL_T.c.status == "open", _DEAL_T.c.closed_at >= bindparam("since"))),
-    core_select(_QUESTION_T.c.id, null(), _QUESTION_T.c.payload, _QUESTION_T.c.asked_at)
-    .where(_QUESTION_T.c.room_id == bindparam("room_id"),
-           _QUESTION_T.c.member_id == bindparam("member_id")),
-)
+_ROLE_T = LeaderRole.__table__  # type: ignore[attr-defined]
+_ORDER_T = Order.__table__  # type: ignore[attr-defined]
+
+
+def _row(kind: str, id_: Any, status: Any = None, payload: Any = None, at: Any = None,
+         line_id: Any = None, item_id: Any = None, qty: Any = None, deal_id: Any = None) -> list[Any]:
+    """One branch's columns: what the row is, then the columns of every kind (NULL if not
+    this one's, cast, so that the first branch gives every column its type)."""
+    def typed(value: Any, type_: Any) -> Any:
+        return cast(null(), type_) if value is None else value
+    return [literal(kind).label("kind"), id_.label("id"), typed(status, String()).label("status"),
+            typed(payload, Text()).label("payload"), typed(at, AwareDateTime()).label("at"),
+            typed(line_id, Integer()).label("line_id"), typed(item_id, Integer()).label("item_id"),
+            typed(qty, Quantity()).label("qty"), typed(deal_id, Integer()).label("deal_id")]
+
+
+def _room_state_query(member_id: Any, *more: Any) -> Any:
+    """One round trip instead of five: deals that are open or closed since ``since``, the
+    member's question and leader role, and the member's own orders on the open deals, read
+    for a change (``ops.orders_for_change``: locked until the commit)."""
+    room: Any = bindparam("room_id")
+    open_deals = core_select(_DEAL_T.c.id).where(_DEAL_T.c.room_id == room, _DEAL_T.c.status == "open")
+    orders = ops.orders_for_change(member_id, _ORDER_T.c.deal_id.in_(open_deals.scalar_subquery()),
+                                   func.coalesce(_ORDER_T.c.placed_for, "") == "").cte("own")
+    return union_all(
+        core_select(*_row("deal", _DEAL_T.c.id, _DEAL_T.c.status, at=_DEAL_T.c.closed_at))
+        .where(_DEAL_T.c.room_id == room,
+               or_(_DEAL_T.c.status == "open", _DEAL_T.c.closed_at >= bindparam("since"))),
+        core_select(*_row("question", _QUESTION_T.c.id, payload=_QUESTION_T.c.payload,
+                          at=_QUESTION_T.c.asked_at))
+        .where(_QUESTION_T.c.room_id == room, _QUESTION_T.c.member_id == member_id),
+        core_select(*_row("appointed", _ROLE_T.c.id))
+        .where(_ROLE_T.c.room_id == room, _ROLE_T.c.member_id == member_id),
+        core_select(*_row("order", orders.c.id, orders.c.status, orders.c.note, None,
+                          orders.c.line_id, orders.c.item_id, orders.c.qty, orders.c.deal_id)),
+        *more)
+
+
+def _member_and_room_state() -> Any:
+    found, presence = ops.present_member_ctes()
+    return _room_state_query(core_select(found.c.id).scalar_subquery(), core_select(
+        *_row("member", found.c.id))).add_cte(presence)
+
+
+_ROOM_STATE = Prepared(_room_state_query(bindparam("member_id")))
+_MEMBER_AND_ROOM_STATE = Prepared(_member_and_room_state())  # PostgreSQL
 
 
 def read_room_state(session: Session, room_id: int, member_id: int, now: datetime) -> RoomState:
-    """The room's open and recently closed deals and the member's pending question."""
-    rows = session.connection().execute(_ROOM_STATE, {
-        "room_id": room_id, "member_id": member_id, "since": now - RECENTLY_CLOSED}).all()
-    deals = [row for row in rows if row.status is not None]
-    question = next(((row.id, row.at, row.payload) for row in rows if row.status is None), None)
+    """The room's open and recently closed deals, the member's pending question and role,
+    and the member's own orders on the open deals (locked for a change)."""
+    return _room_state(_ROOM_STATE.run(session, {
+        "room_id": room_id, "member_id": member_id, "since": now - RECENTLY_CLOSED}).all())
+
+
+def upsert_member_reading_room(session: Session, room: Room, platform_id: str, name: str,
+                               now: datetime) -> tuple[Member, RoomState] | None:
+    """``ops.upsert_member`` (present in ``room``) and ``read_room_state`` in one statement,
+    for a member this worker has not seen yet; None where writes are not chained (SQLite:
+    the caller upserts, and the state is read when a handler asks for it)."""
+    if not ops.chained_writes(session):
+        return None
+    rows = _MEMBER_AND_ROOM_STATE.run(session, {
+        "platform_id": platform_id, "name": name, "room_id": room.id,
+        "since": now - RECENTLY_CLOSED}).all()
+    member_id = next(row.id for row in rows if row.kind == "member")
+    return Member(id=member_id, platform_id=platform_id, name=name), _room_state(rows)
+
+
+def _room_state(rows: list[Any]) -> RoomState:
+    deals = [row for row in rows if row.kind == "deal"]
+    question = next(((row.id, row.at, row.payload) for row in rows if row.kind == "question"), None)
+    open_ids = sorted(row.id for row in deals if row.status == "open")
+    orders = ops.order_states([(row.deal_id, row.id, row.status, row.payload, row.line_id,
+                                row.item_id, row.qty) for row in rows if row.kind == "order"])
     return RoomState(
-        open_ids=sorted(row.id for row in deals if row.status == "open"),
+        open_ids=open_ids,
         closed_ids=sorted((row.id for row in deals if row.status != "open"), reverse=True)[:3],
-        question=question)
+        question=question, appointed=any(row.kind == "appointed" for row in rows),
+        own_orders={deal_id: orders.get(deal_id, ops.OrderState()) for deal_id in open_ids})
 
 
 class DealCache:
@@ -138,7 +212,7 @@ class Turn:
     raw: str  # the reply as written, for @mentions and names
     quote: Quote | None
     now: datetime
-    record: ProcessedMessage
+    record: ops.MessageRecord
     items: ItemCache
     deals: DealCache
     _leader: bool | None = None
@@ -159,6 +233,13 @@ class Turn:
         if self._open is None:
             self._open = self.deals.deals(self.session, self.room_state().open_ids)
         return self._open
+
+    def take_own_order(self, deal_id: int) -> ops.OrderState | None:
+        """The speaker's own order on an open deal as the room's state read it (for
+        ``ops.change_order(known=...)``), once: after a change it is no longer current."""
+        if self._state is None:
+            return None
+        return self._state.own_orders.pop(deal_id, None)
 
     def take_question(self) -> tuple[datetime, str] | None:
         """Remove and return the speaker's pending question: (asked at, payload)."""
@@ -186,7 +267,7 @@ class Turn:
             self._leader = bool(self.room is not None and (
                 self.msg.sender_is_owner
                 or self.msg.sender_name in self.settings.leaders.get(self.room.name, ())
-                or ops.has_leader_role(self.session, self.room, self.member)))
+                or self.room_state().appointed))
         return self._leader
 
     @property

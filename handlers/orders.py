@@ -246,6 +246,7 @@ def _quoted_scope(turn: Turn, catalog: list[CatalogItem]) -> list[CatalogItem] |
     assert turn.quote is not None
     assert turn.room is not None
     quoted = normalize(turn.quote.text)
+    ops.write_deferred_records(turn.session)  # the quoted message may be one of this batch
     rows = turn.session.exec(
         select(ProcessedMessage).where(ProcessedMessage.room_id == turn.room.id,
                                        ProcessedMessage.sender_name == turn.quote.sender,
@@ -417,7 +418,8 @@ def _apply_text(turn: Turn, text: str, scope: _Scope) -> Outcome:
             result = ops.change_order(
                 turn.session, deal, _item(turn, cat), turn.member, qty if qty is not None else ONE,
                 mode, turn.now, note=intent.note, placed_for=intent.placed_for,
-                max_qty=Decimal(turn.settings.max_qty_per_line))
+                max_qty=Decimal(turn.settings.max_qty_per_line),
+                known=None if intent.placed_for else turn.take_own_order(deal.id or 0))
             results.append(result)
         if lines:
             turn.record.deal_id = deal.id

@@ -4,17 +4,19 @@ an order stays within the per-member limit and the stock, a deal closes exactly 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import Integer, bindparam, delete, exists, func, insert, or_, update
+from sqlalchemy import Integer, bindparam, case, delete, exists, func, insert, or_, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from models.prepared import Prepared
 from models.tables import (
     BotAccount,
     Deal,
@@ -39,7 +41,7 @@ class Conflict(Exception):
     """Another transaction changed a row this one read; the whole message is run again."""
 
 
-def _chained(session: Session) -> bool:
+def chained_writes(session: Session) -> bool:
     """Whether dependent writes can go in one statement (PostgreSQL's data-modifying WITH),
     saving a round trip each; on SQLite, an in-process library, they run one by one."""
     return session.get_bind().dialect.name == "postgresql"
@@ -54,24 +56,27 @@ def _values(table: Any, prefix: str, *names: str) -> Any:
 
 # --- rooms, members, roles ------------------------------------------------------------------
 
-_UPSERTS: dict[tuple[str, str], Any] = {}
+_UPSERTS: dict[tuple[str, str], Prepared] = {}
 
 
-def _upsert_statement(session: Session, kind: str) -> Any:
+def _upsert_statement(session: Session, kind: str) -> Prepared:
     """A prebuilt INSERT … ON CONFLICT for this dialect (SQLite 3.35+ and PostgreSQL)."""
     dialect = session.get_bind().dialect.name
-    stmt = _UPSERTS.get((dialect, kind))
-    if stmt is None:
+    prepared = _UPSERTS.get((dialect, kind))
+    if prepared is None:
         from sqlalchemy.dialects import postgresql, sqlite
 
         insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
         if kind == "presence":
-            stmt = insert_(RoomMember.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
-                index_elements=["room_id", "member_id"])
+            stmt = insert_(RoomMember.__table__).values(  # type: ignore[attr-defined]
+                room_id=bindparam("room_id"), member_id=bindparam("member_id")
+            ).on_conflict_do_nothing(index_elements=["room_id", "member_id"])
         else:
-            stmt = _renaming_upsert(insert_((Room if kind == "room" else Member).__table__))  # type: ignore[union-attr]
-        _UPSERTS[(dialect, kind)] = stmt
-    return stmt
+            table = (Room if kind == "room" else Member).__table__  # type: ignore[union-attr]
+            stmt = _renaming_upsert(insert_(table).values(
+                platform_id=bindparam("platform_id"), name=bindparam("name")))
+        prepared = _UPSERTS[(dialect, kind)] = Prepared(stmt)
+    return prepared
 
 
 def _renaming_upsert(stmt: Any) -> Any:
@@ -81,7 +86,10 @@ def _renaming_upsert(stmt: Any) -> Any:
         "name": stmt.excluded.name}).returning(stmt.table.c.id)
 
 
-def _upsert_present() -> Any:
+def present_member_ctes() -> tuple[Any, Any]:
+    """PostgreSQL: ``upsert_member`` and ``note_presence`` as two WITH queries, for a statement
+    to build on: the member's (``m``, its ``id``) and the presence row's (``p``, to add with
+    ``add_cte``). Parameters: platform_id, name, room_id."""
     from sqlalchemy.dialects import postgresql
 
     found = _renaming_upsert(postgresql.insert(Member.__table__).values(  # type: ignore[attr-defined]
@@ -89,15 +97,20 @@ def _upsert_present() -> Any:
     presence = postgresql.insert(RoomMember.__table__).from_select(  # type: ignore[attr-defined]
         ["room_id", "member_id"], core_select(bindparam("room_id", type_=Integer), found.c.id)
     ).on_conflict_do_nothing(index_elements=["room_id", "member_id"]).cte("p")
+    return found, presence
+
+
+def _upsert_present() -> Any:
+    found, presence = present_member_ctes()
     return core_select(found.c.id).add_cte(presence)
 
 
-_UPSERT_PRESENT = _upsert_present()  # PostgreSQL: upsert_member and note_presence in one
+_UPSERT_PRESENT = Prepared(_upsert_present())  # PostgreSQL: upsert_member and note_presence in one
 
 
 def upsert_room(session: Session, platform_id: str, name: str) -> Room:
     """The room with this platform id, created or renamed as needed, in one statement."""
-    room_id = session.connection().execute(_upsert_statement(session, "room"), {
+    room_id = _upsert_statement(session, "room").run(session, {
         "platform_id": platform_id, "name": name}).scalar_one()
     return Room(id=room_id, platform_id=platform_id, name=name)
 
@@ -107,11 +120,11 @@ def upsert_member(session: Session, platform_id: str, name: str, *,
     """The member with this platform id, created or renamed as needed, in one statement;
     with ``present_in``, also noted as seen in that room (``note_presence``)."""
     params = {"platform_id": platform_id, "name": name}
-    if present_in is not None and _chained(session):
-        member_id = session.connection().execute(_UPSERT_PRESENT, {
+    if present_in is not None and chained_writes(session):
+        member_id = _UPSERT_PRESENT.run(session, {
             **params, "room_id": present_in.id}).scalar_one()
         return Member(id=member_id, platform_id=platform_id, name=name)
-    member_id = session.connection().execute(_upsert_statement(session, "member"), params).scalar_one()
+    member_id = _upsert_statement(session, "member").run(session, params).scalar_one()
     member = Member(id=member_id, platform_id=platform_id, name=name)
     if present_in is not None:
         note_presence(session, present_in, member)
@@ -120,41 +133,109 @@ def upsert_member(session: Session, platform_id: str, name: str, *,
 
 def note_presence(session: Session, room: Room, member: Member) -> None:
     """Remember that the member is in the room."""
-    session.connection().execute(_upsert_statement(session, "presence"), {
+    _upsert_statement(session, "presence").run(session, {
         "room_id": room.id, "member_id": member.id})
 
 
-_INSERT_PROCESSED = insert(ProcessedMessage.__table__)  # type: ignore[attr-defined]
 AckRow = tuple[str, datetime, str]  # a queued acknowledgement: (chat, queued at, payload)
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """The processed-message row of a message being handled (handlers fill in the deal and
+    item it was about); inserted with the message's effects by ``record_message``."""
+
+    id: str
+    received_at: datetime
+    sender_name: str = ""
+    body: str = ""
+    room_id: int | None = None
+    member_id: int | None = None
+    deal_id: int | None = None
+    item_no: int | None = None
+
+
 _RECORD_COLUMNS = ("id", "room_id", "member_id", "sender_name", "body", "received_at", "deal_id",
                    "item_no")
+_INSERT_PROCESSED = Prepared(_values(ProcessedMessage.__table__, "", *_RECORD_COLUMNS))  # type: ignore[attr-defined]
 # PostgreSQL: the processed-message row and the message's ack in one statement.
-_RECORD_WITH_ACK = _values(PendingAck.__table__, "a_", "chat", "queued_at", "payload").add_cte(  # type: ignore[attr-defined]
-    _values(ProcessedMessage.__table__, "m_", *_RECORD_COLUMNS).cte("r"))  # type: ignore[attr-defined]
+_RECORD_WITH_ACK = Prepared(_values(PendingAck.__table__, "a_", "chat", "queued_at", "payload").add_cte(  # type: ignore[attr-defined]
+    _values(ProcessedMessage.__table__, "m_", *_RECORD_COLUMNS).cte("r")))  # type: ignore[attr-defined]
 
 
-def record_message(session: Session, record: ProcessedMessage, acks: Sequence[AckRow] = ()) -> None:
+def _record_many() -> Any:
+    """PostgreSQL: the processed-message rows of several messages and all their acks in one
+    statement, whatever their number: each set of rows comes as one JSON array (psycopg
+    passes a string as it is; arrays per column cost it far more to encode)."""
+    def rows(table: Any, names: Sequence[str], param: str) -> str:
+        cols = ", ".join(names)
+        return (f"INSERT INTO {table.name} ({cols}) SELECT {cols} "
+                f"FROM json_populate_recordset(NULL::{table.name}, CAST(:{param} AS json))")
+
+    records = rows(ProcessedMessage.__table__, _RECORD_COLUMNS, "records")  # type: ignore[attr-defined]
+    acks = rows(PendingAck.__table__, ("chat", "queued_at", "payload"), "acks")  # type: ignore[attr-defined]
+    return text(f"WITH r AS ({records}) {acks}")
+
+
+_RECORD_MANY = Prepared(_record_many())
+
+
+def _record_row(record: MessageRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _RECORD_COLUMNS}
+_DEFERRED = "tuangou.deferred_records"  # session.info key: rows record_message put off
+
+
+def record_message(session: Session, record: MessageRecord, acks: Sequence[AckRow] = (), *,
+                   defer: bool = False) -> None:
     """Insert the processed-message row, and queue the message's acks (``queue_acks``) with
-    it. Raises IntegrityError for a known message id."""
-    params = {name: getattr(record, name) for name in _RECORD_COLUMNS}
-    if len(acks) == 1 and _chained(session):
+    it. Raises IntegrityError for a known message id (with ``defer``, when the rows are
+    written: by ``write_deferred_records``, which the caller runs before its commit; nothing
+    in the transaction may read processed messages before that, ``write_deferred_records``
+    first). On PostgreSQL the deferred rows of a whole batch of messages take one statement."""
+    if defer and chained_writes(session):
+        session.info.setdefault(_DEFERRED, []).append((record, tuple(acks)))
+        return
+    params = _record_row(record)
+    if len(acks) == 1 and chained_writes(session):
         chat, at, payload = acks[0]
-        session.connection().execute(_RECORD_WITH_ACK, {
+        _RECORD_WITH_ACK.run(session, {
             **{"m_" + k: v for k, v in params.items()},
             "a_chat": chat, "a_queued_at": at, "a_payload": payload})
         return
-    session.connection().execute(_INSERT_PROCESSED, params)
+    _INSERT_PROCESSED.run(session, params)
     if acks:
         queue_acks(session, acks)
 
 
+def write_deferred_records(session: Session) -> None:
+    """Write the rows ``record_message(defer=True)`` put off (see there)."""
+    deferred = session.info.pop(_DEFERRED, [])
+    if not deferred:
+        return
+    records = [_record_row(record) for record, _ in deferred]
+    acks = [{"chat": chat, "queued_at": at, "payload": payload}
+            for _, row_acks in deferred for chat, at, payload in row_acks]
+    _RECORD_MANY.run(session, {"records": _json_rows(records), "acks": _json_rows(acks)})
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, ensure_ascii=False, default=_json_time)
+
+
+def _json_time(value: Any) -> str:
+    # As AwareDateTime stores it: an instant, never a naive local time.
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.isoformat()
+    raise TypeError(f"cannot write {value!r} as a row value")
+
+
 _PENDING = PendingQuestion.__table__  # type: ignore[attr-defined]
-_DELETE_PENDING = _PENDING.delete().where(_PENDING.c.id == bindparam("row_id"))
+_DELETE_PENDING = Prepared(_PENDING.delete().where(_PENDING.c.id == bindparam("row_id")))
 
 
 def delete_pending_question(session: Session, row_id: int) -> None:
     """Remove a pending question once it was answered (or came too late to be)."""
-    session.connection().execute(_DELETE_PENDING, {"row_id": row_id})
+    _DELETE_PENDING.run(session, {"row_id": row_id})
 
 
 def member_rooms(session: Session, member: Member) -> list[Room]:
@@ -195,12 +276,6 @@ def find_member_in_room(session: Session, room: Room, name: str) -> Member | Non
         .where(RoomMember.room_id == room.id, Member.name == name)
         .order_by(col(Member.id).desc())
     ).first()
-
-
-def has_leader_role(session: Session, room: Room, member: Member) -> bool:
-    """Whether the member was appointed leader of the room in the chat."""
-    return session.exec(select(LeaderRole.id).where(
-        LeaderRole.room_id == room.id, LeaderRole.member_id == member.id)).first() is not None
 
 
 def set_leader(session: Session, room: Room, member: Member, leader: bool) -> bool:
@@ -324,9 +399,9 @@ _ITEM_T = Item.__table__  # type: ignore[attr-defined]
 _DEAL_T = Deal.__table__  # type: ignore[attr-defined]
 _ORDER_T = Order.__table__  # type: ignore[attr-defined]
 _LINE_T = OrderLine.__table__  # type: ignore[attr-defined]
-_COUNTS = (core_select(_ITEM_T.c.ordered, _ITEM_T.c.unit, _DEAL_T.c.stock.label("deal_stock"))
-           .join(_DEAL_T, _DEAL_T.c.id == _ITEM_T.c.deal_id)
-           .where(_ITEM_T.c.deal_id == bindparam("deal_id")).order_by(_ITEM_T.c.no))
+_COUNTS = Prepared(core_select(_ITEM_T.c.ordered, _ITEM_T.c.unit, _DEAL_T.c.stock.label("deal_stock"))
+                   .join(_DEAL_T, _DEAL_T.c.id == _ITEM_T.c.deal_id)
+                   .where(_ITEM_T.c.deal_id == bindparam("deal_id")).order_by(_ITEM_T.c.no))
 
 
 def _threshold_unit(deal: Deal, first_item_unit: str | None) -> str:
@@ -337,8 +412,7 @@ def _threshold_unit(deal: Deal, first_item_unit: str | None) -> str:
 def progress(session: Session, deal: Deal) -> Progress:
     """The deal's count towards its threshold (units, people or orders) and stock left."""
     assert deal.id is not None
-    conn = session.connection()
-    totals = conn.execute(_COUNTS, {"deal_id": deal.id}).all()
+    totals = _COUNTS.run(session, {"deal_id": deal.id}).all()
     unit = _threshold_unit(deal, totals[0].unit if totals else None)
     if unit in ("人", "单"):
         what = func.count(func.distinct(Order.member_id)) if unit == "人" else func.count(col(Order.id))
@@ -445,7 +519,9 @@ def member_orders(session: Session, deal_id: int, member: Member, *,
 
 
 @dataclass
-class _OrderState:
+class OrderState:
+    """A member's order on a deal as read for a change (all None: there is none yet)."""
+
     order_id: int | None = None
     status: str | None = None
     note: str | None = None
@@ -454,20 +530,37 @@ class _OrderState:
 
 # The order path runs on prebuilt Core statements: SQLAlchemy compiles each once, and a burst
 # of orders pays for SQL, not for building expressions and ORM bookkeeping.
-_ORDER_STATE = (
-    core_select(_ORDER_T.c.id, _ORDER_T.c.status, _ORDER_T.c.note, _LINE_T.c.id.label("line_id"),
-           _LINE_T.c.item_id, _LINE_T.c.qty)
-    .select_from(_ORDER_T.outerjoin(_LINE_T, _LINE_T.c.order_id == _ORDER_T.c.id))
-    .where(_ORDER_T.c.deal_id == bindparam("deal_id"), _ORDER_T.c.member_id == bindparam("member_id"),
-           func.coalesce(_ORDER_T.c.placed_for, "") == bindparam("placed_for"))
-    # The order row stays locked until the commit (PostgreSQL; SQLite writes one at a time):
-    # two changes of one order through two workers run one after the other, so the status
-    # written from the lines read is never stale.
-    .with_for_update(of=_ORDER_T)
-)
+def orders_for_change(member_id: Any, *where: Any) -> Any:
+    """A member's orders with their lines (one row per line; an order without lines has one
+    row of NULLs), read to be changed: the order rows stay locked until the commit
+    (PostgreSQL; SQLite writes one at a time), so two changes of one order through two
+    workers run one after the other; the quantity of the line changed is checked again by
+    its UPDATE, and the order's status worked out there (``_ORDER_SET``). ``where``: which
+    orders."""
+    return (core_select(_ORDER_T.c.deal_id, _ORDER_T.c.id, _ORDER_T.c.status, _ORDER_T.c.note,
+                        _LINE_T.c.id.label("line_id"), _LINE_T.c.item_id, _LINE_T.c.qty)
+            .select_from(_ORDER_T.outerjoin(_LINE_T, _LINE_T.c.order_id == _ORDER_T.c.id))
+            .where(_ORDER_T.c.member_id == member_id, *where)
+            .with_for_update(of=_ORDER_T))
+
+
+def order_states(rows: Sequence[Sequence[Any]]) -> dict[int, OrderState]:
+    """Deal id -> the order state, from ``orders_for_change`` rows of one member's own orders
+    (deal id, order id, status, note, line id, item id, quantity)."""
+    states: dict[int, OrderState] = {}
+    for deal_id, order_id, status, note, line_id, item_id, qty in rows:
+        state = states.get(deal_id)
+        if state is None:
+            state = states[deal_id] = OrderState(order_id, status, note)
+        if line_id is not None:
+            state.lines[item_id] = (line_id, qty)
+    return states
+
+
+_ORDER_STATE = Prepared(orders_for_change(
+    bindparam("member_id"), _ORDER_T.c.deal_id == bindparam("deal_id"),
+    func.coalesce(_ORDER_T.c.placed_for, "") == bindparam("placed_for")))
 _DELTA = bindparam("delta", type_=Quantity())
-_INSERT_ORDER = insert(_ORDER_T)
-_INSERT_LINE = insert(_LINE_T)
 
 
 def _counter_update(table: Any, *, guard_open: bool, guard_stock: bool, key: str = "row_id") -> Any:
@@ -479,28 +572,36 @@ def _counter_update(table: Any, *, guard_open: bool, guard_stock: bool, key: str
     return update(table).where(*cond).values(ordered=table.c.ordered + _DELTA)
 
 
-_DEAL_ADD = _counter_update(_DEAL_T, guard_open=True, guard_stock=True).returning(
-    _DEAL_T.c.ordered, _DEAL_T.c.stock)
-_DEAL_SUB = _counter_update(_DEAL_T, guard_open=True, guard_stock=False).returning(
-    _DEAL_T.c.ordered, _DEAL_T.c.stock)
-_DEAL_UNDO = _counter_update(_DEAL_T, guard_open=False, guard_stock=False)
-_ITEM_ADD = _counter_update(_ITEM_T, guard_open=False, guard_stock=True)
-_ITEM_SUB = _counter_update(_ITEM_T, guard_open=False, guard_stock=False)
+_DEAL_ADD = Prepared(_counter_update(_DEAL_T, guard_open=True, guard_stock=True).returning(
+    _DEAL_T.c.ordered, _DEAL_T.c.stock))
+_DEAL_SUB = Prepared(_counter_update(_DEAL_T, guard_open=True, guard_stock=False).returning(
+    _DEAL_T.c.ordered, _DEAL_T.c.stock))
+_DEAL_UNDO = Prepared(_counter_update(_DEAL_T, guard_open=False, guard_stock=False))
+_ITEM_ADD = Prepared(_counter_update(_ITEM_T, guard_open=False, guard_stock=True))
+_ITEM_SUB = Prepared(_counter_update(_ITEM_T, guard_open=False, guard_stock=False))
 
 
 def _reserve_chained(grow: bool) -> Any:
     """Both counter UPDATEs in one statement: the item's runs only if the deal's matched;
     the row says the deal's new (ordered, stock) and whether the item's matched too."""
+    deal, item = _reserve_ctes(grow)
+    return core_select(deal.c.ordered, deal.c.stock, _row_count(item, "items"))
+
+
+def _reserve_ctes(grow: bool) -> tuple[Any, Any]:
     deal = _counter_update(_DEAL_T, guard_open=True, guard_stock=grow, key="deal_row").returning(
         _DEAL_T.c.ordered, _DEAL_T.c.stock).cte("d")
     item = (_counter_update(_ITEM_T, guard_open=False, guard_stock=grow, key="item_row")
             .where(exists(core_select(deal.c.ordered))).returning(_ITEM_T.c.id).cte("i"))
-    return core_select(deal.c.ordered, deal.c.stock,
-                       core_select(func.count()).select_from(item).scalar_subquery().label("items"))
+    return deal, item
 
 
-_RESERVE_ADD = _reserve_chained(True)
-_RESERVE_SUB = _reserve_chained(False)
+def _row_count(cte: Any, label: str) -> Any:
+    return core_select(func.count()).select_from(cte).scalar_subquery().label(label)
+
+
+_RESERVE_ADD = Prepared(_reserve_chained(True))
+_RESERVE_SUB = Prepared(_reserve_chained(False))
 # Conditional on the quantity read: a concurrent change of the same line (the same member
 # ordering through two workers at once) makes it match nothing, and the message is retried
 # on fresh state, so the per-member limit is checked against what is really there.
@@ -508,47 +609,81 @@ _LINE_SET = update(_LINE_T).where(
     _LINE_T.c.id == bindparam("line_id"), _LINE_T.c.qty == bindparam("old_qty", type_=Quantity())
 ).values(qty=bindparam("new_qty", type_=Quantity()))
 
+_LINE_SET_RUN = Prepared(_LINE_SET)
+
 
 def _set_line(session: Session, line_id: int, old: Decimal, new: Decimal) -> None:
-    if session.connection().execute(
-            _LINE_SET, {"line_id": line_id, "old_qty": old, "new_qty": new}).rowcount != 1:
+    if _LINE_SET_RUN.run(session, {"line_id": line_id, "old_qty": old, "new_qty": new}).rowcount != 1:
         raise Conflict(f"order line {line_id} changed meanwhile")
 
 
+# The order's status follows from its lines ("active": some line above 0), worked out by the
+# UPDATE itself: the line being changed at its new quantity, the others as they are when it
+# runs (a line another worker added meanwhile counts, though the read before missed it).
+_LINE_ID = bindparam("line_id", type_=Integer)  # None: the line is new
+_OTHER_LINE_ABOVE_0 = exists(core_select(_LINE_T.c.id).where(
+    _LINE_T.c.order_id == bindparam("order_row"), _LINE_T.c.qty > 0,
+    or_(_LINE_ID.is_(None), _LINE_T.c.id != _LINE_ID)))
 _ORDER_SET = update(_ORDER_T).where(_ORDER_T.c.id == bindparam("order_row")).values(
-    status=bindparam("new_status"), note=bindparam("new_note"),
+    status=case((or_(bindparam("new_qty", type_=Quantity()) > 0, _OTHER_LINE_ABOVE_0), "active"),
+                else_="cancelled"),
+    note=bindparam("new_note"),
     updated_at=bindparam("now", type_=AwareDateTime()))
+_ORDER_SET_RUN = Prepared(_ORDER_SET)
 
 
 # PostgreSQL: a new order with its first line, and a line change with its order's status, each
-# in one statement (see ``_chained``).
+# in one statement (see ``chained_writes``).
 _ORDER_COLUMNS = ("deal_id", "member_id", "placed_for", "note", "status", "paid", "picked_up",
                   "created_at", "updated_at")
 
 
-def _insert_order_with_line() -> Any:
-    order = _values(_ORDER_T, "", *_ORDER_COLUMNS).returning(_ORDER_T.c.id).cte("o")
-    return insert(_LINE_T).from_select(
-        ["order_id", "item_id", "qty"],
-        core_select(order.c.id, bindparam("line_item", type_=Integer),
-                    bindparam("line_qty", type_=Quantity())))
+def _new_order_with_line(*guard: Any) -> Any:
+    """A new order (parameters ``o_`` + column) with its first line (line_item, line_qty),
+    where ``guard`` holds."""
+    order = insert(_ORDER_T).from_select(list(_ORDER_COLUMNS), core_select(
+        *[bindparam("o_" + name, type_=_ORDER_T.c[name].type) for name in _ORDER_COLUMNS]
+    ).where(*guard)).returning(_ORDER_T.c.id).cte("o")
+    return insert(_LINE_T).from_select(["order_id", "item_id", "qty"], core_select(
+        order.c.id, bindparam("line_item", type_=Integer), bindparam("line_qty", type_=Quantity())))
 
 
-_INSERT_ORDER_WITH_LINE = _insert_order_with_line()
-_SET_LINE_AND_ORDER = _ORDER_SET.where(exists(core_select(
-    _LINE_SET.returning(_LINE_T.c.id).cte("l").c.id))).returning(_ORDER_T.c.id)
+def _line_and_order(*guard: Any) -> Any:
+    """The line's new quantity (if it still holds the one read), where ``guard`` holds, and
+    then its order's status; returns the order's id if the line matched."""
+    line = _LINE_SET.where(*guard).returning(_LINE_T.c.id).cte("l")
+    return _ORDER_SET.where(exists(core_select(line.c.id))).returning(_ORDER_T.c.id)
 
 
-def _order_state(session: Session, deal: Deal, member: Member, placed_for: str | None) -> _OrderState:
-    rows = session.connection().execute(_ORDER_STATE, {
+def _reserve_and_new_order() -> Any:
+    """The counters (``_reserve_chained``) and, if both moved, a new order with its first
+    line: one statement for a member's first order of a deal."""
+    deal, item = _reserve_ctes(True)
+    line = _new_order_with_line(exists(core_select(item.c.id))).cte("l")
+    return core_select(deal.c.ordered, deal.c.stock, _row_count(item, "items")).add_cte(line)
+
+
+def _reserve_and_set_line(grow: bool) -> Any:
+    """The counters and, if both moved, ``_line_and_order``: one statement for a change of
+    an order line. ``lines`` says whether the line matched."""
+    deal, item = _reserve_ctes(grow)
+    order = _line_and_order(exists(core_select(item.c.id))).cte("o")
+    return core_select(deal.c.ordered, deal.c.stock, _row_count(item, "items"),
+                       _row_count(order, "lines"))
+
+
+_INSERT_ORDER_WITH_LINE = Prepared(_new_order_with_line())
+_SET_LINE_AND_ORDER = Prepared(_line_and_order())
+_RESERVE_NEW_ORDER = Prepared(_reserve_and_new_order())
+_RESERVE_SET_LINE = {grow: Prepared(_reserve_and_set_line(grow)) for grow in (True, False)}
+_INSERT_ORDER = Prepared(_values(_ORDER_T, "", *_ORDER_COLUMNS).returning(_ORDER_T.c.id))
+_INSERT_LINE = Prepared(_values(_LINE_T, "", "order_id", "item_id", "qty"))
+
+
+def _order_state(session: Session, deal: Deal, member: Member, placed_for: str | None) -> OrderState:
+    rows = _ORDER_STATE.run(session, {
         "deal_id": deal.id, "member_id": member.id, "placed_for": placed_for or ""}).all()
-    if not rows:
-        return _OrderState()
-    state = _OrderState(rows[0].id, rows[0].status, rows[0].note)
-    for row in rows:
-        if row.line_id is not None:
-            state.lines[row.item_id] = (row.line_id, row.qty)
-    return state
+    return order_states(rows).get(deal.id or 0, OrderState())
 
 
 def own_quantities(session: Session, deal: Deal, member: Member) -> dict[int, Decimal]:
@@ -567,21 +702,27 @@ def _reserve(session: Session, deal: Deal, item: Item, delta: Decimal) -> Counts
     concurrent order (or the close) wait and re-check, so stock can never be oversold and an
     order can never land on a deal that closed meanwhile.
     """
-    conn = session.connection()
     grow = delta > 0
-    if _chained(session):
-        counts = conn.execute(_RESERVE_ADD if grow else _RESERVE_SUB, {
+    if chained_writes(session):
+        counts = (_RESERVE_ADD if grow else _RESERVE_SUB).run(session, {
             "deal_row": deal.id, "item_row": item.id, "delta": delta}).first()
-        item_moved = counts is not None and counts.items == 1
-    else:
-        counts = conn.execute(_DEAL_ADD if grow else _DEAL_SUB, {"row_id": deal.id, "delta": delta}).first()
-        item_moved = counts is not None and conn.execute(
-            _ITEM_ADD if grow else _ITEM_SUB, {"row_id": item.id, "delta": delta}).rowcount == 1
+        return _reserved(session, deal, delta, counts, counts is not None and counts.items == 1)
+    counts = (_DEAL_ADD if grow else _DEAL_SUB).run(session, {"row_id": deal.id, "delta": delta}).first()
+    item_moved = counts is not None and (_ITEM_ADD if grow else _ITEM_SUB).run(
+        session, {"row_id": item.id, "delta": delta}).rowcount == 1
+    return _reserved(session, deal, delta, counts, item_moved)
+
+
+def _reserved(session: Session, deal: Deal, delta: Decimal, counts: Any,
+              item_moved: bool) -> Counts | str:
+    """What the counter updates came to: the deal's new (ordered, stock), or "closed" or
+    "stock" (the deal's counter moved back if only the item's stock was short)."""
     if counts is None:
-        status = conn.execute(core_select(_DEAL_T.c.status).where(_DEAL_T.c.id == deal.id)).scalar_one()
+        status = session.connection().execute(
+            core_select(_DEAL_T.c.status).where(_DEAL_T.c.id == deal.id)).scalar_one()
         return "closed" if status != "open" else "stock"
     if not item_moved:
-        conn.execute(_DEAL_UNDO, {"row_id": deal.id, "delta": -delta})
+        _DEAL_UNDO.run(session, {"row_id": deal.id, "delta": -delta})
         return "stock"
     return counts.ordered, counts.stock
 
@@ -599,8 +740,8 @@ def _stock_left(session: Session, deal: Deal, item: Item) -> Decimal:
 
 def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: Decimal,
                  mode: Mode, now: datetime, *, note: str | None = None,
-                 placed_for: str | None = None, max_qty: Decimal = Decimal(999)
-                 ) -> OrderChange | OrderRefusal:
+                 placed_for: str | None = None, max_qty: Decimal = Decimal(999),
+                 known: OrderState | None = None) -> OrderChange | OrderRefusal:
     """Add, set or subtract units of one item for a member, within limits and stock.
 
     Args:
@@ -614,6 +755,8 @@ def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: 
         note: Kept on the order (building, pickup wish).
         placed_for: Name of the person the member orders for ("代王阿姨").
         max_qty: The largest quantity one line may hold.
+        known: The order's state as read and locked (``orders_for_change``) earlier in this
+            transaction with nothing changed since; else it is read here.
 
     Returns:
         The change, or a refusal with the numbers.
@@ -622,7 +765,7 @@ def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: 
         return OrderRefusal("closed", deal, item, member)
     if (qty <= 0 and mode != "set") or qty < 0 or qty > max_qty:
         return OrderRefusal("qty", deal, item, member, requested=qty, allowed=max_qty)
-    state = _order_state(session, deal, member, placed_for)
+    state = known if known is not None else _order_state(session, deal, member, placed_for)
     line_id, line_qty_now = state.lines.get(item.id or 0, (None, ZERO))
     before = line_qty_now if state.status == "active" else ZERO
     after = {"add": before + qty, "set": qty, "sub": max(before - qty, ZERO)}[mode]
@@ -633,43 +776,55 @@ def change_order(session: Session, deal: Deal, item: Item, member: Member, qty: 
     if after > before and deal.limit_per_member is not None and after > deal.limit_per_member:
         return OrderRefusal("limit", deal, item, member, requested=qty, already=before,
                             allowed=deal.limit_per_member)
+    new_note = state.note
+    if note and note not in (state.note or ""):
+        new_note = f"{state.note} {note}" if state.note else note
+    order = {"deal_id": deal.id, "member_id": member.id, "placed_for": placed_for,
+             "note": new_note, "status": "active" if after > 0 else "cancelled", "paid": False,
+             "picked_up": False, "created_at": now, "updated_at": now}
+    new_order = {**{"o_" + k: v for k, v in order.items()}, "line_item": item.id, "line_qty": after}
+    # (an existing order's status is worked out by the UPDATE: see ``_ORDER_SET``)
+    line_change = {"line_id": line_id, "old_qty": line_qty_now, "new_qty": after,
+                   "order_row": state.order_id, "new_note": new_note, "now": now}
+    chained = chained_writes(session)
+    # PostgreSQL: a new order, or a change of a line it has, goes with the counters in one
+    # statement (an order's new line for another item is rare and takes three).
+    combined = chained and (state.order_id is None or line_id is not None)
     counts = None
     if after != before:
-        reserved = _reserve(session, deal, item, after - before)
+        delta = after - before
+        if combined:
+            params = {"deal_row": deal.id, "item_row": item.id, "delta": delta}
+            if state.order_id is None:
+                row = _RESERVE_NEW_ORDER.run(session, {**params, **new_order}).first()
+            else:
+                row = _RESERVE_SET_LINE[delta > 0].run(session, {**params, **line_change}).first()
+            reserved = _reserved(session, deal, delta, row, row is not None and row.items == 1)
+            if isinstance(reserved, tuple) and state.order_id is not None and row.lines != 1:
+                raise Conflict(f"order line {line_id} changed meanwhile")
+        else:
+            reserved = _reserve(session, deal, item, delta)
         if reserved == "closed":
             return OrderRefusal("closed", deal, item, member)
         if reserved == "stock":
             return OrderRefusal("stock", deal, item, member, requested=qty,
                                 allowed=_stock_left(session, deal, item))
         counts = reserved if isinstance(reserved, tuple) else None
-    conn = session.connection()
-    new_note = state.note
-    if note and note not in (state.note or ""):
-        new_note = f"{state.note} {note}" if state.note else note
-    # A cancelled order's lines are all at 0, so "active" is simply "some line above 0".
-    quantities = {i: q for i, (_, q) in state.lines.items()} | {item.id or 0: after}
-    status = "active" if any(q > 0 for q in quantities.values()) else "cancelled"
-    chained = _chained(session)
-    if state.order_id is None:
-        order = {"deal_id": deal.id, "member_id": member.id, "placed_for": placed_for,
-                 "note": new_note, "status": status, "paid": False, "picked_up": False,
-                 "created_at": now, "updated_at": now}
-        if chained:
-            conn.execute(_INSERT_ORDER_WITH_LINE, {**order, "line_item": item.id, "line_qty": after})
+        if combined:
             return OrderChange(deal, item, member, before, after, placed_for, counts)
-        state.order_id = conn.execute(_INSERT_ORDER, order).inserted_primary_key[0]  # type: ignore[index]
+    if state.order_id is None:
+        if chained:
+            _INSERT_ORDER_WITH_LINE.run(session, new_order)
+            return OrderChange(deal, item, member, before, after, placed_for, counts)
+        state.order_id = _INSERT_ORDER.run(session, order).scalar_one()
     elif line_id is not None and chained:
-        if conn.execute(_SET_LINE_AND_ORDER, {
-                "line_id": line_id, "old_qty": line_qty_now, "new_qty": after,
-                "order_row": state.order_id, "new_status": status, "new_note": new_note,
-                "now": now}).first() is None:
+        if _SET_LINE_AND_ORDER.run(session, line_change).first() is None:
             raise Conflict(f"order line {line_id} changed meanwhile")
         return OrderChange(deal, item, member, before, after, placed_for, counts)
     else:
-        conn.execute(_ORDER_SET, {"order_row": state.order_id, "new_status": status,
-                                  "new_note": new_note, "now": now})
+        _ORDER_SET_RUN.run(session, line_change)
     if line_id is None:
-        conn.execute(_INSERT_LINE, {"order_id": state.order_id, "item_id": item.id, "qty": after})
+        _INSERT_LINE.run(session, {"order_id": state.order_id, "item_id": item.id, "qty": after})
     else:
         _set_line(session, line_id, line_qty_now, after)
     return OrderChange(deal, item, member, before, after, placed_for, counts)
@@ -752,32 +907,49 @@ def set_paid(session: Session, deal: Deal, member: Member, *, paid: bool | None 
 # --- the acknowledgement queue ---------------------------------------------------------------
 
 _ACK_T = PendingAck.__table__  # type: ignore[attr-defined]
-_INSERT_ACK = insert(_ACK_T)
+_INSERT_ACK = Prepared(_values(_ACK_T, "", "chat", "queued_at", "payload"))
 
 
 def queue_acks(session: Session, acks: Sequence[tuple[str, datetime, str]]) -> None:
     """Queue (chat, queued_at, payload) rows in the caller's transaction."""
-    session.connection().execute(_INSERT_ACK, [
-        {"chat": chat, "queued_at": at, "payload": payload} for chat, at, payload in acks])
+    for chat, at, payload in acks:
+        _INSERT_ACK.run(session, {"chat": chat, "queued_at": at, "payload": payload})
 
 
-def _claimable(stale_before: datetime) -> Any:
+def _claimable(stale_before: Any) -> Any:
     """Rows nobody is sending: never claimed, or claimed by a worker that died meanwhile."""
     return or_(_ACK_T.c.claimed_at.is_(None), _ACK_T.c.claimed_at < stale_before)
+
+
+_STALE = bindparam("stale_before", type_=AwareDateTime())
+_OLDEST = func.min(_ACK_T.c.queued_at)
+_QUEUED_CHATS = Prepared(core_select(_ACK_T.c.chat, _OLDEST).where(_claimable(_STALE))
+                         .group_by(_ACK_T.c.chat).order_by(_OLDEST, _ACK_T.c.chat))
 
 
 def queued_ack_chats(session: Session, stale_before: datetime) -> list[tuple[str, datetime]]:
     """(chat, when its oldest claimable ack was queued) for every chat with acks waiting,
     the chat waiting longest first (ties by chat key: the same order on every database)."""
-    oldest = func.min(_ACK_T.c.queued_at)
-    query = (core_select(_ACK_T.c.chat, oldest).where(_claimable(stale_before))
-             .group_by(_ACK_T.c.chat).order_by(oldest, _ACK_T.c.chat))
-    return [(chat, oldest) for chat, oldest in session.connection().execute(query).all()]
+    rows = _QUEUED_CHATS.run(session, {"stale_before": stale_before}).all()
+    return [(chat, oldest) for chat, oldest in rows]
 
 
 def count_acks(session: Session) -> int:
     """Acks queued or being sent."""
     return int(session.connection().execute(core_select(func.count()).select_from(_ACK_T)).scalar_one())
+
+
+def _claim_statement(if_due: bool) -> Prepared:
+    mine = [_ACK_T.c.chat == bindparam("ack_chat"), _claimable(_STALE)]
+    stmt = update(_ACK_T).where(*mine)
+    if if_due:
+        oldest = core_select(func.min(_ACK_T.c.queued_at)).where(*mine)
+        stmt = stmt.where(oldest.scalar_subquery() <= bindparam("due_before", type_=AwareDateTime()))
+    return Prepared(stmt.values(claimed_at=bindparam("now", type_=AwareDateTime()))
+                    .returning(_ACK_T.c.id, _ACK_T.c.payload))
+
+
+_CLAIM = {True: _claim_statement(True), False: _claim_statement(False)}
 
 
 def claim_acks(session: Session, chat: str, due_before: datetime | None, now: datetime,
@@ -788,14 +960,10 @@ def claim_acks(session: Session, chat: str, due_before: datetime | None, now: da
     PostgreSQL the second waits for the first's row locks, then finds the rows claimed),
     and a worker whose rival claimed first finds the acks queued since not yet due.
     """
-    stmt = update(_ACK_T).where(_ACK_T.c.chat == chat, _claimable(stale_before))
+    params = {"ack_chat": chat, "stale_before": stale_before, "now": now}
     if due_before is not None:
-        oldest = core_select(func.min(_ACK_T.c.queued_at)).where(
-            _ACK_T.c.chat == chat, _claimable(stale_before))
-        stmt = stmt.where(oldest.scalar_subquery() <= due_before)
-    stmt = stmt.values(claimed_at=bindparam("now", type_=AwareDateTime()))
-    rows = session.connection().execute(stmt.returning(_ACK_T.c.id, _ACK_T.c.payload),
-                                        {"now": now}).all()
+        params["due_before"] = due_before
+    rows = _CLAIM[due_before is not None].run(session, params).all()
     return sorted((row_id, payload) for row_id, payload in rows)
 
 

@@ -91,9 +91,9 @@ class Item(SQLModel, table=True):
 
 
 class Order(SQLModel, table=True):
-    """A member's order on a deal; one per (deal, member, placed_for)."""
+    """A member's order on a deal; one per (deal, member, placed_for). (Looked up by deal
+    and member through ``uq_order_owner``, below.)"""
 
-    __table_args__ = (Index("ix_order_deal_member", "deal_id", "member_id"),)
     id: int | None = Field(default=None, primary_key=True)
     deal_id: int = Field(foreign_key="deal.id")
     member_id: int = Field(foreign_key="member.id", index=True)
@@ -117,9 +117,10 @@ Index("uq_order_owner", Order.deal_id, Order.member_id,  # type: ignore[arg-type
 class OrderLine(SQLModel, table=True):
     """Units of one item within an order; a line at 0 is kept for the record."""
 
+    # (also the index for looking lines up by order)
     __table_args__ = (UniqueConstraint("order_id", "item_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    order_id: int = Field(foreign_key="order.id", index=True)
+    order_id: int = Field(foreign_key="order.id")
     item_id: int = Field(foreign_key="item.id", index=True)
     qty: Decimal = Field(sa_type=Quantity)
 

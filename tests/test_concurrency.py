@@ -9,6 +9,7 @@ import threading
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 from chat import Chat
 
@@ -26,16 +27,19 @@ async def _ignore(_: OutgoingMessage) -> None:
 
 
 def _worker(app: App, messages: list[IncomingMessage], start: threading.Barrier,
-            handled: list[int]) -> None:
+            handled: list[int], batch: int) -> None:
     start.wait(timeout=30)
 
     async def run() -> int:
-        return sum([await app.dispatcher.dispatch(m) for m in messages])
+        chunks = [messages[i:i + batch] for i in range(0, len(messages), batch)]
+        return sum([sum(await app.dispatcher.dispatch_batch(chunk)) for chunk in chunks])
 
     handled.append(asyncio.run(run()))
 
 
-async def test_concurrent_orders_keep_stock_limits_and_exactly_once(db_url: str) -> None:
+# One message per transaction, and batches (group commit) that contend for the same rows.
+@pytest.mark.parametrize("batch", [1, 8])
+async def test_concurrent_orders_keep_stock_limits_and_exactly_once(db_url: str, batch: int) -> None:
     chat = Chat(db_url)
     try:
         await chat.room("测试群")
@@ -54,7 +58,7 @@ async def test_concurrent_orders_keep_stock_limits_and_exactly_once(db_url: str)
                 for _ in range(WORKERS)]
         start = threading.Barrier(WORKERS)
         handled: list[int] = []
-        threads = [threading.Thread(target=_worker, args=(app, share, start, handled))
+        threads = [threading.Thread(target=_worker, args=(app, share, start, handled, batch))
                    for app, share in zip(apps, shares, strict=True)]
         for t in threads:
             t.start()

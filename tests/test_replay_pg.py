@@ -1,6 +1,6 @@
 """Every transcript we have, replayed on PostgreSQL, ends exactly as on SQLite.
 
-On PostgreSQL several steps of an order run as one chained statement (``models.ops._chained``)
+On PostgreSQL several steps of an order run as one chained statement (``models.ops.chained_writes``)
 where SQLite runs them one by one; the conversations of every transcript set (the shared
 examples, when they are next to the repo, and our own sets) exercise both paths on the same input, and the
 export and every bot message must come out the same.

@@ -11,7 +11,9 @@ swallows errors and sleeps 60 s before a restart:
   a silent service (Ding) and reconnects when it does not answer;
 * puppet events are taken synchronously in stream order into one queue; a single worker
   turns them into ``IncomingMessage`` and hands them to the callback in that order (the
-  SDK's own bridge runs one task per message, so a burst would be handled out of order);
+  SDK's own bridge runs one task per message, so a burst would be handled out of order).
+  It does not wait for one message to be handled before reading the next (up to
+  ``IN_FLIGHT`` at once): in a burst, those that queue up are handled together;
 * message ids already handled (a bounded set) are skipped, so a service that redelivers
   recent messages after a reconnect does not make the bot answer twice (the dispatcher
   dedupes by message id in the database as well);
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 AT_SEPARATOR = "\u2005"  # what WeChat writes after "@NAME"
 SEEN_LIMIT = 10_000  # message ids remembered against redelivery
+IN_FLIGHT = 32  # messages handed to the callback and not yet handled, at most
 MAX_XML = 200_000  # app messages longer than this are not parsed
 _MS_THRESHOLD = 2145888000  # larger timestamps are milliseconds (as the SDK reads them)
 _QUOTE_RULE = "- - - - - - - - - - - - - - -"
@@ -273,6 +276,7 @@ class WechatyAdapter:
         self._logged_in = asyncio.Event()
         self._last_event = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._delivering: set[asyncio.Future[None]] = set()
         self._session: asyncio.Task[None] | None = None
         self._closing = False
         self._answered = False  # the current session has had an event
@@ -315,6 +319,10 @@ class WechatyAdapter:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        for delivery in list(self._delivering):
+            delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await delivery
         # No Stop RPC: the service keeps the account logged in for the next start.
         self._connected.clear()
 
@@ -540,6 +548,14 @@ class WechatyAdapter:
         if incoming is None:
             self._record(message_id, f"ignored:{why}")
             return
+        # Handed over without waiting for it to be handled (see the module's docstring).
+        delivery = asyncio.ensure_future(self._deliver(message_id, incoming))
+        self._delivering.add(delivery)
+        delivery.add_done_callback(self._delivering.discard)
+        if len(self._delivering) >= IN_FLIGHT:
+            await asyncio.wait(self._delivering, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _deliver(self, message_id: str, incoming: IncomingMessage) -> None:
         assert self._on_message is not None
         try:
             await self._on_message(incoming)

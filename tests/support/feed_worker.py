@@ -4,10 +4,12 @@ ack queue, pacer, APScheduler with its leader election) on a transport made of f
 - ``--inbox``: JSON lines, one inbound message each (id, text, sender_id, sender_name,
   room_id, room_name, owner). Feeding starts when the ``--go`` file exists, so several
   workers start their bursts together.
-- ``--cursor``: like a message queue's consumer offset. After a message is dispatched (its
-  transaction committed, or found to be a duplicate) the number of inbox lines done is
-  written here; a restarted worker resumes from it, so the messages between the last
-  written offset and a crash are delivered again.
+- ``--cursor``: like a message queue's consumer offset. Up to ``IN_FLIGHT`` messages are
+  handed over without waiting (the runtime handles those that queue up in one transaction);
+  once a message is dispatched (its transaction committed, or found to be a duplicate) and
+  every one before it too, the number of inbox lines done is written here; a restarted
+  worker resumes from it, so the messages between the last written offset and a crash are
+  delivered again.
 - ``--outlog``: JSON lines, every message the bot sends (time, worker, room/person, text),
   flushed one by one, so a SIGKILL loses at most the line being written.
 - ``--ready``: created once the runtime has started; ``--done``: created when the inbox is
@@ -30,6 +32,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +44,8 @@ from bot.adapters.base import JoinCallback, MessageCallback
 from bot.config import Settings
 from bot.runtime import LiveRuntime
 from bot.types import IncomingMessage, OutgoingMessage
+
+IN_FLIGHT = 16  # messages handed over and not yet done, at most
 
 
 class FeedAdapter:
@@ -62,18 +67,28 @@ class FeedAdapter:
             await asyncio.sleep(0.02)
         lines = Path(self._args.inbox).read_text("utf-8").splitlines()
         done = int(cursor.read_text() or 0) if cursor.exists() else 0
+        in_flight: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+        async def settle(keep: int) -> None:
+            # Oldest first: the offset only moves past messages that are all done.
+            while in_flight and (len(in_flight) > keep or in_flight[0][1].done()):
+                n, task = in_flight.popleft()
+                await task
+                # Atomically, as a queue's offset commit is: a kill never leaves it half written.
+                tmp = cursor.with_suffix(".tmp")
+                tmp.write_text(str(n + 1))
+                os.replace(tmp, cursor)
+
         for n in range(done, len(lines)):
             raw = json.loads(lines[n])
-            await on_message(IncomingMessage(
+            in_flight.append((n, asyncio.ensure_future(on_message(IncomingMessage(
                 id=raw["id"], text=raw["text"], sender_id=raw["sender_id"],
                 sender_name=raw["sender_name"], at=datetime.now(self._tz),
                 room_id=raw["room_id"], room_name=raw["room_name"],
-                sender_is_owner=raw.get("owner", False)))
-            # Atomically, as a queue's offset commit is: a kill never leaves it half written.
-            tmp = cursor.with_suffix(".tmp")
-            tmp.write_text(str(n + 1))
-            os.replace(tmp, cursor)
+                sender_is_owner=raw.get("owner", False))))))
+            await settle(IN_FLIGHT - 1)
             await asyncio.sleep(0)  # let the flush loop and the scheduler run between messages
+        await settle(0)
         Path(self._args.done).touch()
 
     async def stop(self) -> None:

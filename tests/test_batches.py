@@ -1,0 +1,175 @@
+"""Group commit: messages that queue up are handled in one transaction, in order, each seeing
+the ones before it; a batch that fails anywhere is rolled back and run one by one, so a
+duplicate is still handled once and the others are not lost."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from chat import Chat
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from bot.dispatcher import Inbox, work_in_thread
+from bot.types import IncomingMessage
+from models import ops
+from models.tables import Order
+
+ROOM = "replay:room:测试群"
+
+
+def _msg(chat: Chat, msg_id: str, member: str, text: str, seconds: float = 1) -> IncomingMessage:
+    return IncomingMessage(id=msg_id, text=text, sender_id=f"wx-{member}", sender_name=member,
+                           at=chat.clock.now() + timedelta(seconds=seconds), room_id=ROOM,
+                           room_name="测试群")
+
+
+def _commits(chat: Chat) -> list[int]:
+    """A counter of the commits on the chat's engine from now on."""
+    count = [0]
+
+    @event.listens_for(chat.app.engine, "commit")
+    def _commit(_conn: object) -> None:
+        count[0] += 1
+
+    return count
+
+
+async def _open_deal(chat: Chat) -> None:
+    await chat.room("测试群")
+    await chat.leader("王团长")
+    await chat.say("王团长", "开团 阳澄湖大闸蟹 128元/盒 限量30盒 每人限购5盒 明晚8点截团")
+
+
+async def test_a_batch_commits_once_and_each_message_sees_the_ones_before(db_url: str) -> None:
+    chat = Chat(db_url)
+    try:
+        await _open_deal(chat)
+        commits = _commits(chat)
+        batch = [_msg(chat, "b1", "阿琴", "要2盒"), _msg(chat, "b2", "阿琴", "再加1盒"),
+                 _msg(chat, "b3", "小周", "+1"), _msg(chat, "b4", "小周", "谢谢团长"),
+                 _msg(chat, "b5", "阿琴", "改成4盒")]
+        assert await chat.app.dispatcher.dispatch_batch(batch) == [True] * 5
+        assert commits[0] == 1
+        assert chat.orders() == {"阿琴": {"阳澄湖大闸蟹": 4}, "小周": {"阳澄湖大闸蟹": 1}}
+        sent = await chat.flush()
+        acks = "\n".join(m.text for m in sent)
+        assert "阿琴" in acks
+        assert "小周" in acks
+    finally:
+        chat.close()
+
+
+async def test_a_duplicate_sends_its_batch_back_one_by_one(db_url: str) -> None:
+    chat = Chat(db_url)
+    try:
+        await _open_deal(chat)
+        assert await chat.app.dispatcher.dispatch(_msg(chat, "d1", "阿琴", "要2盒"))
+        commits = _commits(chat)
+        # d1 again (a redelivery) in the middle of new messages, and one message twice.
+        batch = [_msg(chat, "d2", "小周", "要1盒"), _msg(chat, "d1", "阿琴", "要2盒"),
+                 _msg(chat, "d3", "阿琴", "再加1盒"), _msg(chat, "d3", "阿琴", "再加1盒")]
+        assert await chat.app.dispatcher.dispatch_batch(batch) == [True, False, True, False]
+        assert commits[0] == 2  # the batch rolled back; d2 and d3 committed on their own
+        assert chat.orders() == {"阿琴": {"阳澄湖大闸蟹": 3}, "小周": {"阳澄湖大闸蟹": 1}}
+        engine = sa.create_engine(db_url)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("select id from processedmessage where id like 'd%'")).all()
+        engine.dispose()
+        assert sorted(r[0] for r in rows) == ["d1", "d2", "d3"]
+    finally:
+        chat.close()
+
+
+async def test_the_inbox_batches_what_queues_up_in_order(db_url: str) -> None:
+    chat = Chat(db_url)
+    try:
+        await _open_deal(chat)
+        commits = _commits(chat)
+        inbox = Inbox(chat.app.dispatcher, max_batch=8, in_thread=work_in_thread(chat.app.engine))
+        said = [("阿琴", "要1盒"), ("小周", "+1"), ("阿琴", "改成3盒"), ("老谭", "要两盒"),
+                ("阿琴", "再加1盒"), ("小周", "改成2盒")] * 1 + [
+                (f"邻居{n}", "+1") for n in range(14)]
+        handled = await asyncio.gather(*[inbox.submit(_msg(chat, f"i{k}", who, text, k / 100))
+                                         for k, (who, text) in enumerate(said)])
+        await inbox.close()
+        assert handled == [True] * len(said)
+        assert commits[0] == 3  # 20 messages that all queued at once: 8 + 8 + 4
+        orders = chat.orders()
+        # In the order said: 1, set to 3, one more: 4 (a reordering would give another total).
+        assert orders["阿琴"] == {"阳澄湖大闸蟹": 4}
+        assert orders["小周"] == {"阳澄湖大闸蟹": 2}
+        assert len(orders) == 3 + 14
+    finally:
+        chat.close()
+
+
+def test_deferred_records_are_written_once_before_they_are_read(db_url: str) -> None:
+    chat = Chat(db_url)
+    try:
+        now = chat.clock.now()
+        with Session(chat.app.engine) as session:
+            for n in range(3):
+                ops.record_message(session, ops.MessageRecord(id=f"r{n}", received_at=now,
+                                                              sender_name="阿琴", body=f"要{n}盒"),
+                                   [(f"room:{ROOM}", now, "{}")] if n != 1 else [], defer=True)
+            ops.write_deferred_records(session)
+            ops.write_deferred_records(session)  # nothing left: writes nothing twice
+            got = session.connection().execute(sa.text(
+                "select id, received_at from processedmessage order by id")).all()
+            acks = session.connection().execute(sa.text("select count(*) from pendingack")).scalar_one()
+            session.commit()
+        assert [row[0] for row in got] == ["r0", "r1", "r2"]
+        assert acks == 2
+        with Session(chat.app.engine) as session:  # a known id fails when the rows are written
+            def again() -> None:  # (SQLite writes them at once: nothing to save there)
+                ops.record_message(session, ops.MessageRecord(id="r1", received_at=now), defer=True)
+                ops.write_deferred_records(session)
+
+            with pytest.raises(IntegrityError):
+                again()
+            session.rollback()
+            # the connection goes on working after the error (a new cursor is made)
+            ops.record_message(session, ops.MessageRecord(id="r3", received_at=now))
+            session.commit()
+    finally:
+        chat.close()
+
+
+async def test_an_order_state_read_before_another_line_came_still_keeps_the_order_active(
+        db_url: str) -> None:
+    """The room's state reads the speaker's order for a change; if another worker added a
+    line to it meanwhile (the read missed it), setting the line read to 0 must not cancel
+    the order: its status comes from the lines as they are when it is written."""
+    chat = Chat(db_url)
+    try:
+        await chat.room("测试群")
+        await chat.leader("王团长")
+        await chat.say("王团长", "#开团 周末水果团\n1. 富士苹果 39.9元/箱\n"
+                                 "2. 赣南脐橙 29.9元/箱\n截团：周五20:00")
+        await chat.say("李阿姨", "苹果2箱")
+        with chat.app.sessions() as session:
+            deal = ops.open_deals(session, ops.upsert_room(session, ROOM, "测试群"))[0]
+            member = ops.upsert_member(session, "replay:member:李阿姨", "李阿姨")
+            apples = ops.deal_items(session, deal.id or 0)[0]
+            stale = ops.order_states(session.connection().execute(ops.orders_for_change(
+                member.id, Order.__table__.c.deal_id == deal.id)).all())[deal.id or 0]
+            session.commit()
+        await chat.say("李阿姨", "再要橙子1箱")  # the line the stale state does not know
+        with chat.app.sessions() as session:
+            change = ops.change_order(session, deal, apples, member, ops.ZERO, "set",
+                                      chat.clock.now(), known=stale)
+            assert isinstance(change, ops.OrderChange)
+            session.commit()
+        assert chat.orders() == {"李阿姨": {"赣南脐橙": 1}}
+        engine = sa.create_engine(db_url)
+        with engine.connect() as conn:
+            status = conn.execute(sa.text('select status from "order"')).scalar_one()
+        engine.dispose()
+        assert status == "active"
+    finally:
+        chat.close()
