@@ -30,7 +30,7 @@ from bot.pacing import Pacer
 from bot.scheduler import Plan
 from bot.types import IncomingMessage, Reply
 from models import ops
-from models.db import make_engine
+from models.db import make_engine, schema_lock
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class ApsJobScheduler:
 
     def __init__(self, engine: Engine, settings: Settings, key: str) -> None:
         self._key = key
+        self._engine = engine
         self._aps = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
             # A job missed while the bot was down still runs (once) when it starts again.
@@ -74,7 +75,8 @@ class ApsJobScheduler:
 
     def start(self) -> None:
         """Start paused: jobs are stored (for the leader to run), none runs here yet."""
-        self._aps.start(paused=True)
+        with schema_lock(self._engine):  # the job store creates its table if missing
+            self._aps.start(paused=True)
 
     def resume(self) -> None:
         """Run jobs: this process leads."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import fcntl
+from collections.abc import Callable, Iterator
 from importlib.resources import files
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
@@ -52,9 +54,37 @@ def _alembic_config(connection: Any) -> Config:
     return config
 
 
+# Any fixed number: PostgreSQL advisory locks are named by a 64-bit integer per database.
+_SCHEMA_LOCK = 0x7475_616E_676F_7531  # "tuangou1"
+
+
+@contextlib.contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """While held, no other bot process on this database creates or upgrades tables.
+
+    Two accounts' processes started together on a new database both find the tables
+    missing and both create them; the slower one fails on a table the other has just made.
+    PostgreSQL: a session advisory lock on a connection of its own (freed if the process
+    dies). SQLite file: an exclusive ``flock`` on a file next to it. In-memory: one process.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _SCHEMA_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _SCHEMA_LOCK})
+    elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        with open(f"{engine.url.database}.schema.lock", "wb") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # freed when the file closes
+            yield
+    else:
+        yield
+
+
 def create_schema(engine: Engine) -> None:
     """Bring the database to the newest schema through the migrations (idempotent)."""
-    with engine.begin() as connection:
+    with schema_lock(engine), engine.begin() as connection:
         command.upgrade(_alembic_config(connection), "head")
 
 

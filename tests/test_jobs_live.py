@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -189,3 +193,43 @@ async def test_a_job_planned_under_another_spelling_of_the_url_still_finds_its_r
     with caplog.at_level(logging.WARNING, logger="bot.runtime"):
         await run_scheduled_job(runtime_key(db_url), "close", 1)
     assert "no runtime" in caplog.text  # (and with none running, it says so)
+
+
+# One bot process: starts at a shared time, says whether it leads, stops when told to.
+_STARTER = """
+import asyncio, sys, time
+from dataclasses import replace
+from bot.config import Settings
+from bot.runtime import LiveRuntime
+
+class Quiet:
+    async def start(self, on_message, *, on_joined=None): pass
+    async def stop(self): pass
+    async def send(self, message): pass
+
+async def main():
+    while time.time() < float(sys.argv[2]):
+        pass
+    runtime = LiveRuntime(replace(Settings(), database_url=sys.argv[1]), Quiet())
+    await runtime.start()
+    print("leads" if runtime.leadership.is_leader else "follows", flush=True)
+    sys.stdin.read()  # running until the test has heard from every process
+    await runtime.stop()
+
+asyncio.run(main())
+"""
+
+
+def test_bots_starting_together_on_a_new_database_all_start(db_url: str) -> None:
+    # Three accounts' processes started at once on an empty database: each creates the
+    # tables it finds missing (ours through the migrations, APScheduler's job table), and
+    # without a lock the slower ones fail on a table another one has just made.
+    go = time.time() + 3  # after the imports, so the three really start together
+    procs = [subprocess.Popen([sys.executable, "-c", _STARTER, db_url, str(go)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parents[1])
+             for _ in range(3)]
+    said = [proc.stdout.readline().strip() for proc in procs]  # type: ignore[union-attr]
+    outcomes = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-2000:] for _, err in outcomes]
+    assert sorted(said) == ["follows", "follows", "leads"]  # all running at once, one leads
