@@ -7,6 +7,7 @@ chatter, past purchases and numbers that are addresses or times record nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -250,6 +251,28 @@ _NOT_NAME_CHARS = set("要来买订定跟加拿带留我你他她的了也都再
                       "只串板件条块桶罐提套单组颗支根把片杯听大小新鲜特级精品各共那这谁啥吧呀哈啊先")
 
 
+_NAME_CHAR = re.compile(r"[\u4e00-\u9fffa-z]")
+_NUMBER_OR_UNIT = re.compile(rf"[\d{re.escape('一二两三四五六七八九十')}]*(?:{_UNIT_RE})?")
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_fragments(name: str) -> tuple[tuple[str, bool], ...]:
+    """What of an item's name a member may write, longest first: each 2+ character part that
+    is not a number or unit alone (False), then the last character that "子"/"果" must follow
+    (True). The same for every message, so it is worked out once per name."""
+    name = re.sub(r"\s+", "", name)
+    frags: dict[str, bool] = {}
+    for length in range(len(name), 1, -1):
+        for start in range(0, len(name) - length + 1):
+            frag = name[start : start + length]
+            if _NAME_CHAR.search(frag) and not _NUMBER_OR_UNIT.fullmatch(frag):
+                frags.setdefault(frag, False)
+    out = list(frags.items())
+    if name:
+        out.append((name[-1], True))
+    return tuple(out)
+
+
 def find_items(text: str, catalog: Sequence[CatalogItem]) -> list[tuple[int, int, CatalogItem]]:
     """Find item mentions in a clause: full names, 2+ character parts of names, "橙子" for 脐橙.
 
@@ -259,22 +282,17 @@ def find_items(text: str, catalog: Sequence[CatalogItem]) -> list[tuple[int, int
     """
     candidates: list[tuple[int, int, int, CatalogItem]] = []
     for item in catalog:
-        name = re.sub(r"\s+", "", item.name)
-        seen: set[str] = set()
-        for length in range(len(name), 1, -1):
-            for start in range(0, len(name) - length + 1):
-                frag = name[start : start + length]
-                if frag in seen or not re.search(r"[\u4e00-\u9fffa-z]", frag):
-                    continue
-                if re.fullmatch(rf"[\d{re.escape('一二两三四五六七八九十')}]*(?:{_UNIT_RE})?", frag):
-                    continue
-                seen.add(frag)
-                for m in re.finditer(re.escape(frag), text):
-                    candidates.append((m.start(), m.end(), length, item))
-        if name:
-            # "橙子" for 脐橙, "芒果" for 贵妃芒, "桃子" for 水蜜桃.
-            for m in re.finditer(re.escape(name[-1]) + "[子果]", text):
-                candidates.append((m.start(), m.end(), 1, item))
+        for frag, suffixed in _name_fragments(item.name):
+            at = text.find(frag)
+            while at >= 0:
+                end = at + len(frag)
+                if suffixed:  # "橙子" for 脐橙, "芒果" for 贵妃芒, "桃子" for 水蜜桃
+                    if text[end : end + 1] in ("子", "果"):
+                        candidates.append((at, end + 1, 1, item))
+                        end += 1
+                else:
+                    candidates.append((at, end, len(frag), item))
+                at = text.find(frag, end)
     # A single character that only one item's name holds, written right before a quantity
     # ("饺子皮2斤 馅1斤"), names that item.
     lone = [m.start(1) for m in re.finditer(
