@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
-from bot.jobs import JOBS, JobContext
+from bot.jobs import JobContext, run_job
 from bot.outbox import Outbox, Sender
 from bot.render import Renderer
 from bot.scheduler import JobScheduler
@@ -34,7 +34,7 @@ class App:
 
     async def run_job(self, name: str, deal_id: int) -> None:
         """Run one scheduled job and send what it says."""
-        for reply in await JOBS[name](self.jobs, deal_id):
+        for reply in await run_job(self.jobs, name, deal_id):
             await self.outbox.send_reply(reply)
 
 

@@ -7,9 +7,13 @@ late, or after the deal was closed by hand changes nothing the second time.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+
+from sqlalchemy.exc import OperationalError
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -19,6 +23,10 @@ from handlers import announce
 from models import ops
 from models.db import SessionFactory
 from models.tables import Deal, Room
+
+log = logging.getLogger(__name__)
+
+JOB_ATTEMPTS = 5  # a job that hit a transient database error is run again, this often at most
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,24 @@ JOBS: dict[str, Callable[[JobContext, int], Awaitable[list[Reply]]]] = {
 }
 
 
+async def run_job(ctx: JobContext, name: str, deal_id: int) -> list[Reply]:
+    """Run a named job; again after a transient database error (a deadlock with a batch of
+    orders writing the same deal, a connection that died), as the dispatcher does with a
+    message: a scheduled job runs once, so one error would otherwise leave a deadline
+    unannounced until the next start. Being idempotent, a job run again changes nothing
+    that a first run committed."""
+    for attempt in range(1, JOB_ATTEMPTS + 1):
+        try:
+            return await JOBS[name](ctx, deal_id)
+        except OperationalError as exc:
+            if attempt == JOB_ATTEMPTS:
+                raise
+            log.warning("database error in job %s of deal %s (attempt %d): %s",
+                        name, deal_id, attempt, str(exc).splitlines()[0])
+            await asyncio.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
 async def catch_up(ctx: JobContext) -> list[Reply]:
     """On start: run every job whose time passed while the bot was down (each at most once)."""
     now = ctx.clock.now()
@@ -118,5 +144,5 @@ async def catch_up(ctx: JobContext) -> list[Reply]:
     for _, name, deal_id in sorted(due, key=lambda d: (d[0], d[1])):
         if name == "remind" and deal_id in closing:
             continue
-        replies += await JOBS[name](ctx, deal_id or 0)
+        replies += await run_job(ctx, name, deal_id or 0)
     return replies

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import subprocess
+import threading
 import sys
 import time
 from dataclasses import replace
@@ -15,8 +16,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bot.app import build_app
+from bot.clock import SystemClock
 from bot.config import Settings
 from bot.runtime import LiveRuntime, run_scheduled_job, runtime_key
+from bot.scheduler import VirtualScheduler
 from bot.types import IncomingMessage, OutgoingMessage
 
 ROOM = "wx-room-1"
@@ -233,3 +237,41 @@ def test_bots_starting_together_on_a_new_database_all_start(db_url: str) -> None
     outcomes = [proc.communicate(timeout=60) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-2000:] for _, err in outcomes]
     assert sorted(said) == ["follows", "follows", "leads"]  # all running at once, one leads
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_job_that_hits_a_transient_database_error_runs_again(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    # The close job waits for the deal's row lock. Here another transaction holds it for
+    # 0.4 s while the job's connection gives up waiting after 0.1 s (lock_timeout): a
+    # transient error, like a deadlock with a batch of orders on the same deal. A scheduled
+    # job runs once, so without a retry the deadline would go unannounced.
+    impatient = db_url.replace("options=", "options=-clock_timeout%3D100%20", 1)
+    settings = _settings(impatient)
+    sent: list[OutgoingMessage] = []
+
+    async def keep(msg: OutgoingMessage) -> None:
+        sent.append(msg)
+
+    app = build_app(settings, SystemClock(settings.tz), keep, VirtualScheduler(), impatient)
+    holder = sa.create_engine(db_url)
+    try:
+        now = datetime.now(settings.tz)
+        assert await app.dispatcher.dispatch(IncomingMessage(
+            id="open", text="开团 赣南脐橙 29.9元/箱 2箱成团 1小时后截团", sender_id="wx-王团长",
+            sender_name="王团长", at=now - timedelta(hours=1), room_id=ROOM, room_name="幸福里",
+            sender_is_owner=True))
+        with holder.connect() as conn:
+            conn.execute(sa.text("select id from deal where id = 1 for update"))
+            release = threading.Timer(0.4, conn.rollback)
+            release.start()
+            with caplog.at_level(logging.WARNING, logger="bot.jobs"):
+                await app.run_job("close", 1)
+            release.join()
+        assert "database error in job close of deal 1" in caplog.text
+        assert [m.text for m in sent if "截团" in m.text and "#1" in m.text], [m.text for m in sent]
+        with app.sessions() as session:
+            assert session.execute(sa.text("select status from deal where id = 1")).scalar_one() == "failed"
+    finally:
+        holder.dispose()
+        app.engine.dispose()
