@@ -62,6 +62,6 @@ def build_app(settings: Settings, clock: Clock, send: Sender, scheduler: JobSche
     # Leader commands first (开团 must never read as an order), then status queries,
     # then everything a member may mean as an order.
     dispatcher = Dispatcher(settings, sessions, outbox, scheduler,
-                            [leader.router, status.router, orders.router])
+                            [leader.router, status.router, orders.router], clock)
     return App(settings, clock, engine, sessions, renderer, outbox, scheduler, dispatcher,
                JobContext(settings, sessions, clock))

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
+from bot.clock import Clock
 from bot.config import Settings
 from bot.jobs import planned_jobs
 from bot.outbox import Outbox, chat_key
@@ -44,8 +45,10 @@ class Dispatcher:
     """Routes each inbound message to the first handler whose filter matches."""
 
     def __init__(self, settings: Settings, sessions: SessionFactory, outbox: Outbox,
-                 scheduler: JobScheduler, routers: Sequence[Router]) -> None:
+                 scheduler: JobScheduler, routers: Sequence[Router], clock: Clock | None = None
+                 ) -> None:
         self._settings = settings
+        self._clock = clock
         self._sessions = sessions
         self._outbox = outbox
         self._scheduler = scheduler
@@ -88,7 +91,7 @@ class Dispatcher:
                 outcome, plans = result
                 self._plan_jobs(msg, outcome, plans)
                 try:
-                    await self.deliver(outcome, msg.at)
+                    await self.deliver(outcome, self._queued_at(msg))
                 except Exception:  # committed: the next messages' replies still go out
                     log.exception("passing on the outcome of message %s failed", msg.id)
             done.append(result is not None)
@@ -228,6 +231,14 @@ class Dispatcher:
             self._presence.add((room.id, member.id))
         return room, member, state
 
+    def _queued_at(self, msg: IncomingMessage) -> datetime:
+        """When a message's acks join their chat's queue (their window starts): when it is
+        handled, not when it was said. A message handled late (redelivered after a crash,
+        or run again after its batch failed) must not make its ack due at once, right after
+        the ack another worker just sent for that chat. Replay's clock stands at the
+        message's time, so there the two are the same."""
+        return msg.at if self._clock is None else max(msg.at, self._clock.now())
+
     def _run(self, session: Session, msg: IncomingMessage, *, defer_record: bool = False) -> Handled:
         quote, body = split_quote(msg.text[:MAX_TEXT])
         text = normalize(body)
@@ -243,7 +254,7 @@ class Dispatcher:
         # Inserted with the effects: a message id seen before (or committed meanwhile by
         # another worker) fails here, or in a batch when its rows are written just before
         # the commit, and the whole transaction rolls back.
-        ops.record_message(session, record, self._outbox.stage(outcome.acks, msg.at),
+        ops.record_message(session, record, self._outbox.stage(outcome.acks, self._queued_at(msg)),
                            defer=defer_record)
         plans = []
         for deal_id in outcome.schedule:

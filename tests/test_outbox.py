@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from bot.app import build_app
+from bot.clock import ManualClock
 from bot.config import Settings
 from bot.outbox import ORPHAN_AFTER, Outbox, decode_ack, encode_ack
 from bot.render import Renderer
-from bot.types import Ack, DealProgress, OutgoingMessage
+from bot.scheduler import VirtualScheduler
+from bot.types import Ack, DealProgress, IncomingMessage, OutgoingMessage
 from models import ops
 from models.db import create_schema, make_engine, session_factory
 
@@ -153,3 +157,31 @@ async def test_a_live_worker_keeps_its_claim_while_the_sender_holds_the_message(
     finally:
         slow.engine.dispose()
         other.engine.dispose()
+
+
+async def test_an_ack_waits_a_window_from_when_its_message_was_handled(db_url: str) -> None:
+    # A message handled 30 s after it was said (redelivered after a crash, or run again
+    # after its batch failed): its ack's window starts now, so it does not go out at once,
+    # right after the ack another worker may just have sent for the room.
+    settings = replace(Settings(), ack_window_seconds=10)
+    clock = ManualClock(T0)
+    sent: list[OutgoingMessage] = []
+
+    async def keep(msg: OutgoingMessage) -> None:
+        sent.append(msg)
+
+    app = build_app(settings, clock, keep, VirtualScheduler(), db_url)
+    try:
+        def said(msg_id: str, name: str, text: str, ago: float) -> IncomingMessage:
+            return IncomingMessage(id=msg_id, text=text, sender_id=f"wx-{name}", sender_name=name,
+                                   at=T0 - timedelta(seconds=ago), room_id="r1", room_name="幸福里",
+                                   sender_is_owner=name == "王团长")
+
+        assert await app.dispatcher.dispatch(said("open", "王团长", "开团 苹果 10元/箱 明晚8点截团", 60))
+        assert await app.dispatcher.dispatch(said("late", "张三", "要2箱", 30))
+        await app.outbox.flush_due(T0 + timedelta(seconds=9))
+        assert not [m for m in sent if "张三" in m.text]
+        await app.outbox.flush_due(T0 + timedelta(seconds=10))
+        assert [m for m in sent if "张三" in m.text]
+    finally:
+        app.engine.dispose()
