@@ -6,8 +6,8 @@ import asyncio
 import itertools
 import logging
 import subprocess
-import threading
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
