@@ -37,8 +37,9 @@ from models.tables import Deal, Member, ProcessedMessage, Room
 log = logging.getLogger(__name__)
 MAX_TEXT = 20_000  # longer messages are cut before parsing; nobody orders in a novel
 MAX_ATTEMPTS = 5  # a transaction that lost a race, or hit a transient error, is run again
-# What a committed message leaves to do: its outcome, and the jobs of the deals it changed.
-Handled = tuple[Outcome, list[tuple[int, Plan]]]
+# What a committed message leaves to do: its outcome, the jobs of the deals it changed, and
+# when its acks were queued.
+Handled = tuple[Outcome, list[tuple[int, Plan]], datetime]
 
 
 class Dispatcher:
@@ -88,10 +89,10 @@ class Dispatcher:
         for msg, ok in zip(msgs, ours, strict=True):
             result = next(results) if ok else None
             if result is not None:
-                outcome, plans = result
+                outcome, plans, queued_at = result
                 self._plan_jobs(msg, outcome, plans)
                 try:
-                    await self.deliver(outcome, self._queued_at(msg))
+                    await self.deliver(outcome, queued_at)
                 except Exception:  # committed: the next messages' replies still go out
                     log.exception("passing on the outcome of message %s failed", msg.id)
             done.append(result is not None)
@@ -231,14 +232,6 @@ class Dispatcher:
             self._presence.add((room.id, member.id))
         return room, member, state
 
-    def _queued_at(self, msg: IncomingMessage) -> datetime:
-        """When a message's acks join their chat's queue (their window starts): when it is
-        handled, not when it was said. A message handled late (redelivered after a crash,
-        or run again after its batch failed) must not make its ack due at once, right after
-        the ack another worker just sent for that chat. Replay's clock stands at the
-        message's time, so there the two are the same."""
-        return msg.at if self._clock is None else max(msg.at, self._clock.now())
-
     def _run(self, session: Session, msg: IncomingMessage, *, defer_record: bool = False) -> Handled:
         quote, body = split_quote(msg.text[:MAX_TEXT])
         text = normalize(body)
@@ -254,14 +247,19 @@ class Dispatcher:
         # Inserted with the effects: a message id seen before (or committed meanwhile by
         # another worker) fails here, or in a batch when its rows are written just before
         # the commit, and the whole transaction rolls back.
-        ops.record_message(session, record, self._outbox.stage(outcome.acks, self._queued_at(msg)),
+        # The acks' window starts when the message is handled, not when it was said: one
+        # handled late (redelivered after a crash, or run again after its batch failed) must
+        # not be due at once, right after the ack another worker just sent for that chat.
+        # Replay's clock stands at the message's time, so there the two are the same.
+        queued_at = msg.at if self._clock is None else max(msg.at, self._clock.now())
+        ops.record_message(session, record, self._outbox.stage(outcome.acks, queued_at),
                            defer=defer_record)
         plans = []
         for deal_id in outcome.schedule:
             deal = session.get(Deal, deal_id)
             if deal is not None:
                 plans.append((deal_id, planned_jobs(deal, self._settings)))
-        return outcome, plans
+        return outcome, plans, queued_at
 
     def _route(self, turn: Turn) -> Outcome:
         for router in self._routers:
