@@ -182,6 +182,8 @@ _RECORD_MANY = Prepared(_record_many())
 
 def _record_row(record: MessageRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in _RECORD_COLUMNS}
+
+
 _DEFERRED = "tuangou.deferred_records"  # session.info key: rows record_message put off
 
 
