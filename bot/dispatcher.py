@@ -25,8 +25,9 @@ from handlers.common import (
     Outcome,
     RoomState,
     Router,
+    Speaker,
     Turn,
-    upsert_member_reading_room,
+    read_room_states,
 )
 from handlers.parsing.text import normalize
 from handlers.parsing.wechat import split_quote
@@ -57,6 +58,9 @@ class Dispatcher:
         self._rooms: dict[str, Room] = {}
         self._members: dict[str, Member] = {}
         self._presence: set[tuple[int | None, int | None]] = set()
+        # Room states read ahead for the messages of the batch in hand, by message id (see
+        # ``_read_ahead``); dropped once a leader command ran, as it may have changed them.
+        self._states: dict[str, RoomState] = {}
         self._items = ItemCache()
         self._deals = DealCache()
         # The installation's other bot accounts (the live runtime keeps this current): their
@@ -116,6 +120,7 @@ class Dispatcher:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             with self._sessions() as session:
                 try:
+                    self._read_ahead(session, [msg])
                     ran = self._run(session, msg)
                     session.commit()
                     return ran
@@ -151,6 +156,7 @@ class Dispatcher:
         ran = []
         with self._sessions() as session:
             try:
+                self._read_ahead(session, msgs)
                 for msg in msgs:
                     ran.append(self._run(session, msg, defer_record=True))
                 ops.write_deferred_records(session)
@@ -191,6 +197,7 @@ class Dispatcher:
         self._rooms.clear()
         self._members.clear()
         self._presence.clear()
+        self._states.clear()
         self._items.clear()
         self._deals.clear()
 
@@ -203,27 +210,64 @@ class Dispatcher:
             except IntegrityError:
                 session.rollback()
 
-    def _identities(self, session: Session, msg: IncomingMessage, now: datetime
+    def _room(self, session: Session, msg: IncomingMessage) -> Room | None:
+        """The message's room row, cached by platform id (a name change refreshes it)."""
+        if not msg.room_id:
+            return None
+        room = self._rooms.get(msg.room_id)
+        if room is None or (msg.room_name and room.name != msg.room_name):
+            room = ops.upsert_room(session, msg.room_id, msg.room_name or "")
+            self._rooms[msg.room_id] = room
+        return room
+
+    def _read_ahead(self, session: Session, msgs: Sequence[IncomingMessage]) -> None:
+        """PostgreSQL: the room state of each message of a batch (``Turn.room_state``), with
+        the speaker's member row upserted where needed, all in one statement before the
+        first message runs, instead of one statement per message.
+
+        Read ahead only where no earlier message of the batch can change it: for the first
+        message of each sender (a member's own orders and question change only through
+        their own messages; a later one from the same sender reads its state when it runs).
+        The deals of a room change only through leader commands: ``_route`` drops what was
+        read ahead once one runs. Changes that other transactions commit meanwhile are seen
+        as if the message had come a moment earlier: the SQL that acts on a deal re-checks
+        it, as with every read of the room state.
+        """
+        self._states.clear()
+        if not ops.chained_writes(session):
+            return
+        senders: set[str] = set()
+        ahead = []
+        for msg in msgs:
+            first = msg.sender_id not in senders
+            senders.add(msg.sender_id)
+            room = self._room(session, msg) if first else None
+            if room is None:
+                continue
+            member = self._members.get(msg.sender_id)
+            known = member if member is not None and member.name == msg.sender_name else None
+            ahead.append((msg, room, known, Speaker(
+                room.id or 0, msg.sender_id, msg.sender_name, known.id if known else None,
+                known is None or (room.id, known.id) not in self._presence,
+                msg.at.astimezone(self._settings.tz))))
+        states = read_room_states(session, [speaker for *_, speaker in ahead])
+        for (msg, room, known, _), (member_id, state) in zip(ahead, states, strict=True):
+            member = known or Member(id=member_id, platform_id=msg.sender_id, name=msg.sender_name)
+            self._members[msg.sender_id] = member
+            self._presence.add((room.id, member.id))
+            self._states[msg.id] = state
+
+    def _identities(self, session: Session, msg: IncomingMessage
                     ) -> tuple[Room | None, Member, RoomState | None]:
         """Room and member rows, cached by platform id (a name change refreshes them); and
-        the room's state if it came with the member's row (see ``upsert_member_reading_room``)."""
-        room = None
-        if msg.room_id:
-            room = self._rooms.get(msg.room_id)
-            if room is None or (msg.room_name and room.name != msg.room_name):
-                room = ops.upsert_room(session, msg.room_id, msg.room_name or "")
-                self._rooms[msg.room_id] = room
+        the room's state if it was read ahead (``_read_ahead``)."""
+        room = self._room(session, msg)
+        state = self._states.pop(msg.id, None)
         member = self._members.get(msg.sender_id)
         present = room is None or (member is not None and (room.id, member.id) in self._presence)
-        state = None
         if member is None or member.name != msg.sender_name:
-            both = None if room is None else upsert_member_reading_room(
-                session, room, msg.sender_id, msg.sender_name, now)
-            if both:
-                member, state = both
-            else:
-                member = ops.upsert_member(session, msg.sender_id, msg.sender_name,
-                                           present_in=None if present else room)
+            member = ops.upsert_member(session, msg.sender_id, msg.sender_name,
+                                       present_in=None if present else room)
             self._members[msg.sender_id] = member
         elif not present:
             assert room is not None
@@ -236,7 +280,7 @@ class Dispatcher:
         quote, body = split_quote(msg.text[:MAX_TEXT])
         text = normalize(body)
         now = msg.at.astimezone(self._settings.tz)
-        room, member, state = self._identities(session, msg, now)
+        room, member, state = self._identities(session, msg)
         record = ops.MessageRecord(id=msg.id, sender_name=msg.sender_name, body=text,
                                   received_at=msg.at, room_id=room.id if room else None,
                                   member_id=member.id)
@@ -267,7 +311,10 @@ class Dispatcher:
                 data = filter_(turn)
                 if data is not None:
                     if router.name == "leader":
-                        self._deals.clear()  # a leader command may change any deal's fields
+                        # A leader command may change any deal's fields, and open or close
+                        # deals: what later messages of the batch read ahead may be stale.
+                        self._deals.clear()
+                        self._states.clear()
                     return handler(turn, data)
         return Outcome()
 

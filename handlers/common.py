@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,10 +15,12 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    column,
     func,
     literal,
     null,
     or_,
+    text,
     union_all,
 )
 from sqlalchemy import select as core_select
@@ -32,7 +35,17 @@ from handlers.parsing.times import format_time
 from handlers.parsing.wechat import Quote, strip_mentions
 from models import ops
 from models.prepared import Prepared
-from models.tables import Deal, Item, LeaderRole, Member, Order, PendingQuestion, Room
+from models.tables import (
+    Deal,
+    Item,
+    LeaderRole,
+    Member,
+    Order,
+    OrderLine,
+    PendingQuestion,
+    Room,
+    RoomMember,
+)
 from models.types import AwareDateTime, Quantity
 
 T = TypeVar("T")
@@ -106,7 +119,7 @@ def _row(kind: str, id_: Any, status: Any = None, payload: Any = None, at: Any =
             typed(qty, Quantity()).label("qty"), typed(deal_id, Integer()).label("deal_id")]
 
 
-def _room_state_query(member_id: Any, *more: Any) -> Any:
+def _room_state_query(member_id: Any) -> Any:
     """One round trip instead of five: deals that are open or closed since ``since``, the
     member's question and leader role, and the member's own orders on the open deals, read
     for a change (``ops.orders_for_change``: locked until the commit)."""
@@ -124,18 +137,88 @@ def _room_state_query(member_id: Any, *more: Any) -> Any:
         core_select(*_row("appointed", _ROLE_T.c.id))
         .where(_ROLE_T.c.room_id == room, _ROLE_T.c.member_id == member_id),
         core_select(*_row("order", orders.c.id, orders.c.status, orders.c.note, None,
-                          orders.c.line_id, orders.c.item_id, orders.c.qty, orders.c.deal_id)),
-        *more)
-
-
-def _member_and_room_state() -> Any:
-    found, presence = ops.present_member_ctes()
-    return _room_state_query(core_select(found.c.id).scalar_subquery(), core_select(
-        *_row("member", found.c.id))).add_cte(presence)
+                          orders.c.line_id, orders.c.item_id, orders.c.qty, orders.c.deal_id)))
 
 
 _ROOM_STATE = Prepared(_room_state_query(bindparam("member_id")))
-_MEMBER_AND_ROOM_STATE = Prepared(_member_and_room_state())  # PostgreSQL
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """Who speaks in which room, for ``read_room_states``: the member's row id if this worker
+    knows it under this name (else the row is upserted), and whether their presence in the
+    room is still to be noted."""
+
+    room_id: int
+    platform_id: str
+    name: str
+    member_id: int | None
+    note_presence: bool
+    now: datetime
+
+
+def _room_states_sql() -> Any:
+    """PostgreSQL: ``read_room_state`` for several speakers at once, the members this worker
+    does not know upserted (in the order given) and presences noted on the way. Each
+    speaker's rows carry its index ``i``; the columns are ``_row``'s."""
+    def name(table: Any) -> str:
+        return f'"{table.name}"'
+    member, presence = name(Member.__table__), name(RoomMember.__table__)  # type: ignore[attr-defined]
+    deal, question, role = name(_DEAL_T), name(_QUESTION_T), name(_ROLE_T)
+    order, line = name(_ORDER_T), name(OrderLine.__table__)  # type: ignore[attr-defined]
+    sql = f"""
+    WITH req AS (
+        SELECT * FROM json_to_recordset(CAST(:speakers AS json)) AS r(
+            i integer, room_id integer, platform_id text, name text, member_id integer,
+            note_presence boolean, since timestamptz)
+    ), m AS (
+        INSERT INTO {member} (platform_id, name)
+        SELECT platform_id, name FROM req WHERE member_id IS NULL ORDER BY i
+        ON CONFLICT (platform_id) DO UPDATE SET name = excluded.name
+        RETURNING id, platform_id
+    ), who AS (
+        SELECT req.i, req.room_id, coalesce(req.member_id, m.id) AS member_id, req.since,
+               req.note_presence
+        FROM req LEFT JOIN m ON req.member_id IS NULL AND m.platform_id = req.platform_id
+    ), p AS (
+        INSERT INTO {presence} (room_id, member_id)
+        SELECT room_id, member_id FROM who WHERE note_presence ORDER BY i
+        ON CONFLICT (room_id, member_id) DO NOTHING
+    ), own AS (
+        SELECT who.i, o.* FROM who CROSS JOIN LATERAL (
+            SELECT o.deal_id, o.id, o.status, o.note, l.id AS line_id, l.item_id, l.qty
+            FROM {order} o LEFT JOIN {line} l ON l.order_id = o.id
+            WHERE o.member_id = who.member_id AND coalesce(o.placed_for, '') = ''
+                AND o.deal_id IN (
+                    SELECT d.id FROM {deal} d WHERE d.room_id = who.room_id AND d.status = 'open')
+            FOR UPDATE OF o) o
+    )
+    SELECT who.i, s.* FROM who CROSS JOIN LATERAL (
+        SELECT 'member' AS kind, who.member_id AS id, CAST(NULL AS varchar) AS status,
+               CAST(NULL AS text) AS payload, CAST(NULL AS timestamptz) AS at,
+               CAST(NULL AS integer) AS line_id, CAST(NULL AS integer) AS item_id,
+               CAST(NULL AS bigint) AS qty, CAST(NULL AS integer) AS deal_id
+        UNION ALL
+        SELECT 'deal', d.id, d.status, NULL, d.closed_at, NULL, NULL, NULL, NULL
+        FROM {deal} d WHERE d.room_id = who.room_id
+            AND (d.status = 'open' OR d.closed_at >= who.since)
+        UNION ALL
+        SELECT 'question', q.id, NULL, q.payload, q.asked_at, NULL, NULL, NULL, NULL
+        FROM {question} q WHERE q.room_id = who.room_id AND q.member_id = who.member_id
+        UNION ALL
+        SELECT 'appointed', r.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        FROM {role} r WHERE r.room_id = who.room_id AND r.member_id = who.member_id) s
+    UNION ALL
+    SELECT i, 'order', id, status, note, NULL, line_id, item_id, qty, deal_id FROM own
+    """
+    return text(sql).columns(
+        column("i", Integer()), column("kind", String()), column("id", Integer()),
+        column("status", String()), column("payload", Text()), column("at", AwareDateTime()),
+        column("line_id", Integer()), column("item_id", Integer()), column("qty", Quantity()),
+        column("deal_id", Integer()))
+
+
+_ROOM_STATES = Prepared(_room_states_sql())
 
 
 def read_room_state(session: Session, room_id: int, member_id: int, now: datetime) -> RoomState:
@@ -145,18 +228,22 @@ def read_room_state(session: Session, room_id: int, member_id: int, now: datetim
         "room_id": room_id, "member_id": member_id, "since": now - RECENTLY_CLOSED}).all())
 
 
-def upsert_member_reading_room(session: Session, room: Room, platform_id: str, name: str,
-                               now: datetime) -> tuple[Member, RoomState] | None:
-    """``ops.upsert_member`` (present in ``room``) and ``read_room_state`` in one statement,
-    for a member this worker has not seen yet; None where writes are not chained (SQLite:
-    the caller upserts, and the state is read when a handler asks for it)."""
-    if not ops.chained_writes(session):
-        return None
-    rows = _MEMBER_AND_ROOM_STATE.run(session, {
-        "platform_id": platform_id, "name": name, "room_id": room.id,
-        "since": now - RECENTLY_CLOSED}).all()
-    member_id = next(row.id for row in rows if row.kind == "member")
-    return Member(id=member_id, platform_id=platform_id, name=name), _room_state(rows)
+def read_room_states(session: Session, speakers: Sequence[Speaker]
+                     ) -> list[tuple[int, RoomState]]:
+    """PostgreSQL: for each speaker, their member row id (upserted if ``member_id`` is None,
+    their presence noted if asked) and ``read_room_state``, all in one statement."""
+    if not speakers:
+        return []
+    rows = _ROOM_STATES.run(session, {"speakers": json.dumps([
+        {"i": i, "room_id": s.room_id, "platform_id": s.platform_id, "name": s.name,
+         "member_id": s.member_id, "note_presence": s.note_presence,
+         "since": (s.now - RECENTLY_CLOSED).isoformat()}
+        for i, s in enumerate(speakers)], ensure_ascii=False)}).all()
+    by_speaker: list[list[Any]] = [[] for _ in speakers]
+    for row in rows:
+        by_speaker[row.i].append(row)
+    return [(next(row.id for row in mine if row.kind == "member"), _room_state(mine))
+            for mine in by_speaker]
 
 
 def _room_state(rows: list[Any]) -> RoomState:

@@ -5,17 +5,20 @@ duplicate is still handled once and the others are not lost."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from chat import Chat
+from conftest import pg_schema_url
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.dispatcher import Inbox, work_in_thread
 from bot.types import IncomingMessage
+from handlers.common import Speaker, read_room_state, read_room_states
 from models import ops
 from models.tables import Order
 
@@ -173,3 +176,107 @@ async def test_an_order_state_read_before_another_line_came_still_keeps_the_orde
         assert status == "active"
     finally:
         chat.close()
+
+
+async def test_messages_after_a_leader_command_in_a_batch_see_what_it_changed(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """On PostgreSQL the room states of a batch are read before its first message runs; a
+    leader command in the batch (here: a second deal opened) must not leave the messages
+    after it with the room as it was."""
+    chat = Chat(db_url)
+    try:
+        await _open_deal(chat)
+        batch = [_msg(chat, "l1", "阿琴", "要2盒"),
+                 replace(_msg(chat, "l2", "王团长", "开团 富士苹果 39.9元/箱 明晚8点截团"),
+                         sender_is_owner=True),
+                 _msg(chat, "l3", "小周", "苹果1箱"),  # only in the deal opened just before
+                 _msg(chat, "l4", "老谭", "大闸蟹要1盒")]
+        assert await chat.app.dispatcher.dispatch_batch(batch) == [True] * 4
+        assert "one by one" not in caplog.text  # the batch ran as one
+        assert chat.orders(0) == {"阿琴": {"阳澄湖大闸蟹": 2}, "老谭": {"阳澄湖大闸蟹": 1}}
+        assert chat.orders(1) == {"小周": {"富士苹果": 1}}
+    finally:
+        chat.close()
+
+
+def _room_state_statements(chat: Chat) -> list[str]:
+    """The room-state reads on the chat's engine from now on (both forms, by their text)."""
+    seen: list[str] = []
+
+    @event.listens_for(chat.app.engine, "before_cursor_execute")
+    def _stmt(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        if "pendingquestion" in sql and "leaderrole" in sql:
+            seen.append(sql)
+
+    return seen
+
+
+async def test_a_batch_of_new_speakers_reads_their_room_states_in_one_statement() -> None:
+    """PostgreSQL: one statement upserts the members a batch brings and reads every first
+    speaker's room state; a second message of the same speaker reads its own when it runs."""
+    with pg_schema_url() as url:
+        chat = Chat(url)
+        try:
+            await _open_deal(chat)
+            reads = _room_state_statements(chat)
+            batch = [_msg(chat, "n1", "阿琴", "要2盒"), _msg(chat, "n2", "小周", "+1"),
+                     _msg(chat, "n3", "老谭", "要3盒"), _msg(chat, "n4", "阿琴", "再加1盒")]
+            assert await chat.app.dispatcher.dispatch_batch(batch) == [True] * 4
+            assert len(reads) == 2  # the batch's three first speakers, then 阿琴's second
+            assert chat.orders() == {"阿琴": {"阳澄湖大闸蟹": 3}, "小周": {"阳澄湖大闸蟹": 1},
+                                     "老谭": {"阳澄湖大闸蟹": 3}}
+        finally:
+            chat.close()
+
+
+async def test_room_states_read_together_equal_those_read_one_by_one() -> None:
+    """``read_room_states`` (PostgreSQL, one statement for several speakers) gives each
+    speaker what ``read_room_state`` gives: open and recently closed deals, their question,
+    their role, and their own orders with every line (not those placed for others)."""
+    with pg_schema_url() as url:
+        chat = Chat(url)
+        try:
+            await chat.room("测试群")
+            await chat.leader("王团长")
+            await chat.say("王团长", "开团 阳澄湖大闸蟹 128元/盒 明晚8点截团")
+            await chat.say("阿琴", "要2盒")
+            await chat.say("王团长", "截团")
+            await chat.say("王团长", "#开团 周末水果团\n1. 富士苹果 39.9元/箱\n"
+                                     "2. 赣南脐橙 29.9元/箱\n截团：周五20:00")
+            await chat.say("王团长", "开团 东北大米 59元/袋 明晚8点截团")
+            await chat.say("阿琴", "苹果2箱")
+            await chat.say("阿琴", "橙子1箱")
+            await chat.say("阿琴", "代王阿姨 苹果1箱")
+            await chat.say("小周", "+1")  # two open deals: asked which one
+            await chat.say("老谭", "大米1袋")
+            await chat.say("王团长", "设为团长 @老谭")
+            names = ["阿琴", "小周", "老谭", "王团长"]
+            with chat.app.sessions() as session:
+                room = ops.upsert_room(session, ROOM, "测试群")
+                members = [ops.upsert_member(session, f"replay:member:{n}", n) for n in names]
+                one_by_one = [read_room_state(session, room.id or 0, m.id or 0, chat.clock.now())
+                              for m in members]
+                session.rollback()
+            # what there is to read: 阿琴's order with two lines (the one placed for 王阿姨
+            # is not hers to change), 小周's question, 老谭's role, the deal closed today
+            assert sorted(len(s.lines) for s in one_by_one[0].own_orders.values()) == [0, 2]
+            assert one_by_one[1].question
+            assert one_by_one[2].appointed
+            assert len(one_by_one[0].closed_ids) == 1
+            with chat.app.sessions() as session:
+                speakers = [Speaker(room.id or 0, m.platform_id, m.name, m.id, False,
+                                    chat.clock.now()) for m in members]
+                newcomer = Speaker(room.id or 0, "wx-新邻居", "新邻居", None, True, chat.clock.now())
+                together = read_room_states(session, [*speakers, newcomer])
+                assert [state for _, state in together[:4]] == one_by_one
+                assert [member_id for member_id, _ in together[:4]] == [m.id for m in members]
+                new_id, new_state = together[4]
+                assert new_state.own_orders == {deal_id: ops.OrderState()
+                                                for deal_id in one_by_one[0].open_ids}
+                assert new_state.open_ids == one_by_one[0].open_ids
+                assert session.connection().execute(sa.text(
+                    "select count(*) from roommember where member_id = :m and room_id = :r"),
+                    {"m": new_id, "r": room.id}).scalar_one() == 1
+                session.commit()
+        finally:
+            chat.close()
