@@ -160,7 +160,9 @@ class Speaker:
 def _room_states_sql() -> Any:
     """PostgreSQL: ``read_room_state`` for several speakers at once, the members this worker
     does not know upserted (in the order given) and presences noted on the way. Each
-    speaker's rows carry its index ``i``; the columns are ``_row``'s."""
+    speaker's rows carry its index ``i``; the columns are ``_row``'s. It reads what
+    ``_room_state_query`` reads (a test holds the two equal), each speaker through a LATERAL
+    lookup: the tables' indexes then serve it however stale the planner's row counts are."""
     def name(table: Any) -> str:
         return f'"{table.name}"'
     member, presence = name(Member.__table__), name(RoomMember.__table__)  # type: ignore[attr-defined]
