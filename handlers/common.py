@@ -119,11 +119,12 @@ def _row(kind: str, id_: Any, status: Any = None, payload: Any = None, at: Any =
             typed(qty, Quantity()).label("qty"), typed(deal_id, Integer()).label("deal_id")]
 
 
-def _room_state_query(member_id: Any) -> Any:
+def _room_state_query() -> Any:
     """One round trip instead of five: deals that are open or closed since ``since``, the
     member's question and leader role, and the member's own orders on the open deals, read
     for a change (``ops.orders_for_change``: locked until the commit)."""
     room: Any = bindparam("room_id")
+    member_id: Any = bindparam("member_id")
     open_deals = core_select(_DEAL_T.c.id).where(_DEAL_T.c.room_id == room, _DEAL_T.c.status == "open")
     orders = ops.orders_for_change(member_id, _ORDER_T.c.deal_id.in_(open_deals.scalar_subquery()),
                                    func.coalesce(_ORDER_T.c.placed_for, "") == "").cte("own")
@@ -140,7 +141,7 @@ def _room_state_query(member_id: Any) -> Any:
                           orders.c.line_id, orders.c.item_id, orders.c.qty, orders.c.deal_id)))
 
 
-_ROOM_STATE = Prepared(_room_state_query(bindparam("member_id")))
+_ROOM_STATE = Prepared(_room_state_query())
 
 
 @dataclass(frozen=True)

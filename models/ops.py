@@ -86,10 +86,10 @@ def _renaming_upsert(stmt: Any) -> Any:
         "name": stmt.excluded.name}).returning(stmt.table.c.id)
 
 
-def present_member_ctes() -> tuple[Any, Any]:
-    """PostgreSQL: ``upsert_member`` and ``note_presence`` as two WITH queries, for a statement
-    to build on: the member's (``m``, its ``id``) and the presence row's (``p``, to add with
-    ``add_cte``). Parameters: platform_id, name, room_id."""
+def _upsert_present() -> Any:
+    """PostgreSQL: ``upsert_member`` and ``note_presence`` in one statement, the member's
+    upsert (``m``) and the presence row's (``p``) as WITH queries. Parameters: platform_id,
+    name, room_id."""
     from sqlalchemy.dialects import postgresql
 
     found = _renaming_upsert(postgresql.insert(Member.__table__).values(  # type: ignore[attr-defined]
@@ -97,11 +97,6 @@ def present_member_ctes() -> tuple[Any, Any]:
     presence = postgresql.insert(RoomMember.__table__).from_select(  # type: ignore[attr-defined]
         ["room_id", "member_id"], core_select(bindparam("room_id", type_=Integer), found.c.id)
     ).on_conflict_do_nothing(index_elements=["room_id", "member_id"]).cte("p")
-    return found, presence
-
-
-def _upsert_present() -> Any:
-    found, presence = present_member_ctes()
     return core_select(found.c.id).add_cte(presence)
 
 
