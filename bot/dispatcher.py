@@ -43,6 +43,13 @@ MAX_ATTEMPTS = 5  # a transaction that lost a race, or hit a transient error, is
 Handled = tuple[Outcome, list[tuple[int, Plan]], datetime]
 
 
+def _key(msg: IncomingMessage) -> tuple[str, str]:
+    # What is read ahead for a message: by id and sender, since a batch with one id twice
+    # (it fails on writing its records, and runs again one by one) must not hand one
+    # sender's orders to another's message meanwhile.
+    return msg.id, msg.sender_id
+
+
 class Dispatcher:
     """Routes each inbound message to the first handler whose filter matches."""
 
@@ -58,9 +65,12 @@ class Dispatcher:
         self._rooms: dict[str, Room] = {}
         self._members: dict[str, Member] = {}
         self._presence: set[tuple[int | None, int | None]] = set()
-        # Room states read ahead for the messages of the batch in hand, by message id (see
+        # Room states read ahead for the messages of the batch in hand, by ``_key`` (see
         # ``_read_ahead``); dropped once a leader command ran, as it may have changed them.
-        self._states: dict[str, RoomState] = {}
+        self._states: dict[tuple[str, str], RoomState] = {}
+        # The renames and presences of the read-ahead's speakers, put off until each one's
+        # turn: (member id, new name or None, room id to note presence in or None).
+        self._member_writes: dict[tuple[str, str], tuple[int, str | None, int | None]] = {}
         self._items = ItemCache()
         self._deals = DealCache()
         # The installation's other bot accounts (the live runtime keeps this current): their
@@ -122,6 +132,7 @@ class Dispatcher:
                 try:
                     self._read_ahead(session, [msg])
                     ran = self._run(session, msg)
+                    ops.write_deferred(session)
                     session.commit()
                     return ran
                 except (IntegrityError, ops.Conflict, OperationalError) as exc:
@@ -159,7 +170,7 @@ class Dispatcher:
                 self._read_ahead(session, msgs)
                 for msg in msgs:
                     ran.append(self._run(session, msg, defer_record=True))
-                ops.write_deferred_records(session)
+                ops.write_deferred(session)
                 session.commit()
             except Exception as exc:
                 session.rollback()
@@ -198,6 +209,7 @@ class Dispatcher:
         self._members.clear()
         self._presence.clear()
         self._states.clear()
+        self._member_writes.clear()
         self._items.clear()
         self._deals.clear()
 
@@ -222,8 +234,8 @@ class Dispatcher:
 
     def _read_ahead(self, session: Session, msgs: Sequence[IncomingMessage]) -> None:
         """PostgreSQL: the room state of each message of a batch (``Turn.room_state``), with
-        the speaker's member row upserted where needed, all in one statement before the
-        first message runs, instead of one statement per message.
+        the speaker's member row found or made where needed, all in one statement before
+        the first message runs, instead of one statement per message.
 
         Read ahead only where no earlier message of the batch can change it: for the first
         message of each sender (a member's own orders and question change only through
@@ -231,9 +243,12 @@ class Dispatcher:
         The deals of a room change only through leader commands: ``_route`` drops what was
         read ahead once one runs. Changes that other transactions commit meanwhile are seen
         as if the message had come a moment earlier: the SQL that acts on a deal re-checks
-        it, as with every read of the room state.
+        it, as with every read of the room state. A speaker's rename and presence in the
+        room are noted only when their message has its turn (``ops.defer_member_writes``):
+        a message before it that names a member must find the members as they were.
         """
         self._states.clear()
+        self._member_writes.clear()
         if not ops.chained_writes(session):
             return
         senders: set[str] = set()
@@ -246,23 +261,31 @@ class Dispatcher:
                 continue
             member = self._members.get(msg.sender_id)
             known = member if member is not None and member.name == msg.sender_name else None
-            ahead.append((msg, room, known, Speaker(
+            writes = known is None or (room.id, known.id) not in self._presence
+            ahead.append((msg, room, known, writes, Speaker(
                 room.id or 0, msg.sender_id, msg.sender_name, known.id if known else None,
-                known is None or (room.id, known.id) not in self._presence,
-                msg.at.astimezone(self._settings.tz))))
+                msg.at.astimezone(self._settings.tz),
+                at_once=writes and msg is msgs[0])))  # no message before it to see them
         states = read_room_states(session, [speaker for *_, speaker in ahead])
-        for (msg, room, known, _), (member_id, state) in zip(ahead, states, strict=True):
+        for (msg, room, known, writes, speaker), (member_id, state) in zip(ahead, states, strict=True):
             member = known or Member(id=member_id, platform_id=msg.sender_id, name=msg.sender_name)
+            if writes and not speaker.at_once:
+                present = (room.id, member.id) in self._presence
+                self._member_writes[_key(msg)] = (
+                    member_id, None if known else msg.sender_name, None if present else room.id)
             self._members[msg.sender_id] = member
             self._presence.add((room.id, member.id))
-            self._states[msg.id] = state
+            self._states[_key(msg)] = state
 
     def _identities(self, session: Session, msg: IncomingMessage
                     ) -> tuple[Room | None, Member, RoomState | None]:
         """Room and member rows, cached by platform id (a name change refreshes them); and
         the room's state if it was read ahead (``_read_ahead``)."""
         room = self._room(session, msg)
-        state = self._states.pop(msg.id, None)
+        state = self._states.pop(_key(msg), None)
+        put_off = self._member_writes.pop(_key(msg), None)
+        if put_off is not None:
+            ops.defer_member_writes(session, *put_off)
         member = self._members.get(msg.sender_id)
         present = room is None or (member is not None and (room.id, member.id) in self._presence)
         if member is None or member.name != msg.sender_name:

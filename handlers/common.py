@@ -147,23 +147,31 @@ _ROOM_STATE = Prepared(_room_state_query())
 @dataclass(frozen=True)
 class Speaker:
     """Who speaks in which room, for ``read_room_states``: the member's row id if this worker
-    knows it under this name (else the row is upserted), and whether their presence in the
-    room is still to be noted."""
+    knows it (else it is looked up by platform id, and the row made if there is none), and
+    whether to rename the member and note their presence in the room at once (``at_once``)."""
 
     room_id: int
     platform_id: str
     name: str
     member_id: int | None
-    note_presence: bool
     now: datetime
+    at_once: bool = False
 
 
 def _room_states_sql() -> Any:
     """PostgreSQL: ``read_room_state`` for several speakers at once, the members this worker
-    does not know upserted (in the order given) and presences noted on the way. Each
-    speaker's rows carry its index ``i``; the columns are ``_row``'s. It reads what
-    ``_room_state_query`` reads (a test holds the two equal), each speaker through a LATERAL
-    lookup: the tables' indexes then serve it however stale the planner's row counts are."""
+    does not know looked up by platform id on the way (a new one's row made, in the order
+    given). Each speaker's rows carry its index ``i``; the columns are ``_row``'s. It reads
+    what ``_room_state_query`` reads (a test holds the two equal), each speaker through a
+    LATERAL lookup: the tables' indexes then serve it however stale the planner's row
+    counts are.
+
+    Only for the speakers marked ``at_once`` does it change what another message can see
+    (as ``upsert_member`` with ``present_in`` does): for the others a known member keeps
+    the name they had (``ON CONFLICT`` only returns the row) and no presence is noted, as
+    until a speaker's message has its turn, the messages before it must see the room's
+    members as they were. A new member's row is seen by nobody before their presence in a
+    room is."""
     def name(table: Any) -> str:
         return f'"{table.name}"'
     member, presence = name(Member.__table__), name(RoomMember.__table__)  # type: ignore[attr-defined]
@@ -173,19 +181,26 @@ def _room_states_sql() -> Any:
     WITH req AS (
         SELECT * FROM json_to_recordset(CAST(:speakers AS json)) AS r(
             i integer, room_id integer, platform_id text, name text, member_id integer,
-            note_presence boolean, since timestamptz)
-    ), m AS (
+            since timestamptz, at_once boolean)
+    ), renaming AS (
         INSERT INTO {member} (platform_id, name)
-        SELECT platform_id, name FROM req WHERE member_id IS NULL ORDER BY i
+        SELECT platform_id, name FROM req WHERE member_id IS NULL AND at_once ORDER BY i
         ON CONFLICT (platform_id) DO UPDATE SET name = excluded.name
         RETURNING id, platform_id
+    ), keeping AS (
+        INSERT INTO {member} (platform_id, name)
+        SELECT platform_id, name FROM req WHERE member_id IS NULL AND NOT at_once ORDER BY i
+        ON CONFLICT (platform_id) DO UPDATE SET name = {member}.name
+        RETURNING id, platform_id
+    ), m AS (
+        SELECT * FROM renaming UNION ALL SELECT * FROM keeping
     ), who AS (
         SELECT req.i, req.room_id, coalesce(req.member_id, m.id) AS member_id, req.since,
-               req.note_presence
+               req.at_once
         FROM req LEFT JOIN m ON req.member_id IS NULL AND m.platform_id = req.platform_id
     ), p AS (
         INSERT INTO {presence} (room_id, member_id)
-        SELECT room_id, member_id FROM who WHERE note_presence ORDER BY i
+        SELECT room_id, member_id FROM who WHERE at_once
         ON CONFLICT (room_id, member_id) DO NOTHING
     ), own AS (
         SELECT who.i, o.* FROM who CROSS JOIN LATERAL (
@@ -233,14 +248,16 @@ def read_room_state(session: Session, room_id: int, member_id: int, now: datetim
 
 def read_room_states(session: Session, speakers: Sequence[Speaker]
                      ) -> list[tuple[int, RoomState]]:
-    """PostgreSQL: for each speaker, their member row id (upserted if ``member_id`` is None,
-    their presence noted if asked) and ``read_room_state``, all in one statement."""
+    """PostgreSQL: for each speaker, their member row id (looked up, or the row made, if
+    ``member_id`` is None) and ``read_room_state``, all in one statement; the caller notes
+    the renames and presences of those not ``at_once`` when each one's turn comes
+    (``ops.defer_member_writes``)."""
     if not speakers:
         return []
     rows = _ROOM_STATES.run(session, {"speakers": json.dumps([
         {"i": i, "room_id": s.room_id, "platform_id": s.platform_id, "name": s.name,
-         "member_id": s.member_id, "note_presence": s.note_presence,
-         "since": (s.now - RECENTLY_CLOSED).isoformat()}
+         "member_id": s.member_id, "since": (s.now - RECENTLY_CLOSED).isoformat(),
+         "at_once": s.at_once}
         for i, s in enumerate(speakers)], ensure_ascii=False)}).all()
     by_speaker: list[list[Any]] = [[] for _ in speakers]
     for row in rows:

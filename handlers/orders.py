@@ -246,7 +246,7 @@ def _quoted_scope(turn: Turn, catalog: list[CatalogItem]) -> list[CatalogItem] |
     assert turn.quote is not None
     assert turn.room is not None
     quoted = normalize(turn.quote.text)
-    ops.write_deferred_records(turn.session)  # the quoted message may be one of this batch
+    ops.write_deferred(turn.session)  # the quoted message may be one of this batch
     rows = turn.session.exec(
         select(ProcessedMessage).where(ProcessedMessage.room_id == turn.room.id,
                                        ProcessedMessage.sender_name == turn.quote.sender,

@@ -9,11 +9,25 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import Integer, bindparam, case, delete, exists, func, insert, or_, text, update
+from sqlalchemy import (
+    Integer,
+    bindparam,
+    case,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    text,
+    update,
+)
 from sqlalchemy import select as core_select
+from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.util import find_tables
 from sqlmodel import Session, col, select
 
 from models.prepared import Prepared
@@ -132,6 +146,70 @@ def note_presence(session: Session, room: Room, member: Member) -> None:
         "room_id": room.id, "member_id": member.id})
 
 
+_MEMBER_WRITES = "tuangou.deferred_member_writes"  # session.info key (see defer_member_writes)
+
+
+def defer_member_writes(session: Session, member_id: int, name: str | None,
+                        room_id: int | None) -> None:
+    """PostgreSQL: a member's rename (to ``name``) and presence in a room (``note_presence``),
+    put off until the session next runs an ORM statement on the member or presence tables
+    (every read of members' names or presence is one) or ``write_deferred``
+    before the commit: those put off meanwhile then take one statement together, at the
+    commit the one that writes the batch's processed messages.
+
+    For a batch's read-ahead (``bot.dispatcher``), which finds a speaker's member row before
+    the messages ahead of theirs have run: the dispatcher puts off the writes when the
+    speaker's turn comes, so the messages before it see the room's members as they were,
+    and those after it as ``upsert_member`` would have left them."""
+    session.info.setdefault(_MEMBER_WRITES, []).append(
+        {"member_id": member_id, "name": name, "room_id": room_id})
+
+
+def _member_writes(param: str) -> tuple[str, str]:
+    """PostgreSQL: the member writes put off (``defer_member_writes``), from a JSON array in
+    parameter ``param``: WITH queries (the renames) and the INSERT of the presences, for a
+    statement to build on."""
+    member, presence = Member.__table__.name, RoomMember.__table__.name  # type: ignore[attr-defined]
+    ctes = f"""
+    mreq AS (
+        SELECT * FROM json_to_recordset(CAST(:{param} AS json)) AS r(
+            member_id integer, name text, room_id integer)
+    ), renamed AS (
+        UPDATE "{member}" m SET name = mreq.name FROM mreq
+        WHERE m.id = mreq.member_id AND mreq.name IS NOT NULL AND m.name <> mreq.name
+    )"""
+    present = f"""
+    INSERT INTO "{presence}" (room_id, member_id)
+    SELECT room_id, member_id FROM mreq WHERE room_id IS NOT NULL
+    ON CONFLICT (room_id, member_id) DO NOTHING"""
+    return ctes, present
+
+
+def _member_writes_alone() -> Any:
+    ctes, present = _member_writes("members")
+    return text(f"WITH {ctes} {present}")
+
+
+_MEMBER_WRITES_SQL = Prepared(_member_writes_alone())
+
+
+def _write_member_writes(session: Session) -> None:
+    rows = session.info.pop(_MEMBER_WRITES, None)
+    if rows:
+        _MEMBER_WRITES_SQL.run(session, {"members": _json_rows(rows)})
+
+
+_MEMBER_TABLES = frozenset({Member.__table__, RoomMember.__table__})  # type: ignore[attr-defined]
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_orm_statement(state: ORMExecuteState) -> None:
+    # A statement that reads members or their presence must see the writes put off before it.
+    if _MEMBER_WRITES in state.session.info and not _MEMBER_TABLES.isdisjoint(
+            find_tables(cast(Any, state.statement), check_columns=True, include_joins=True)):
+        _write_member_writes(cast(Session, state.session))
+
+
 AckRow = tuple[str, datetime, str]  # a queued acknowledgement: (chat, queued at, payload)
 
 
@@ -160,8 +238,9 @@ _RECORD_WITH_ACK = Prepared(_values(PendingAck.__table__, "a_", "chat", "queued_
 
 def _record_many() -> Any:
     """PostgreSQL: the processed-message rows of several messages and all their acks in one
-    statement, whatever their number: each set of rows comes as one JSON array (psycopg
-    passes a string as it is; arrays per column cost it far more to encode)."""
+    statement, whatever their number, and the member writes put off meanwhile: each set of
+    rows comes as one JSON array (psycopg passes a string as it is; arrays per column cost
+    it far more to encode)."""
     def rows(table: Any, names: Sequence[str], param: str) -> str:
         cols = ", ".join(names)
         return (f"INSERT INTO {table.name} ({cols}) SELECT {cols} "
@@ -169,7 +248,8 @@ def _record_many() -> Any:
 
     records = rows(ProcessedMessage.__table__, _RECORD_COLUMNS, "records")  # type: ignore[attr-defined]
     acks = rows(PendingAck.__table__, ("chat", "queued_at", "payload"), "acks")  # type: ignore[attr-defined]
-    return text(f"WITH r AS ({records}) {acks}")
+    member_ctes, present = _member_writes("members")
+    return text(f"WITH {member_ctes}, present AS ({present}), r AS ({records}) {acks}")
 
 
 _RECORD_MANY = Prepared(_record_many())
@@ -186,9 +266,9 @@ def record_message(session: Session, record: MessageRecord, acks: Sequence[AckRo
                    defer: bool = False) -> None:
     """Insert the processed-message row, and queue the message's acks (``queue_acks``) with
     it. Raises IntegrityError for a known message id (with ``defer``, when the rows are
-    written: by ``write_deferred_records``, which the caller runs before its commit; nothing
-    in the transaction may read processed messages before that, ``write_deferred_records``
-    first). On PostgreSQL the deferred rows of a whole batch of messages take one statement."""
+    written: by ``write_deferred``, which the caller runs before its commit; nothing in the
+    transaction may read processed messages before that, ``write_deferred`` first). On
+    PostgreSQL the deferred rows of a whole batch of messages take one statement."""
     if defer and chained_writes(session):
         session.info.setdefault(_DEFERRED, []).append((record, tuple(acks)))
         return
@@ -204,15 +284,21 @@ def record_message(session: Session, record: MessageRecord, acks: Sequence[AckRo
         queue_acks(session, acks)
 
 
-def write_deferred_records(session: Session) -> None:
-    """Write the rows ``record_message(defer=True)`` put off (see there)."""
+def write_deferred(session: Session) -> None:
+    """Write what was put off until the commit: the member writes (``defer_member_writes``)
+    and the processed-message rows and acks (``record_message(defer=True)``), on PostgreSQL
+    in one statement."""
+    members = session.info.pop(_MEMBER_WRITES, [])
     deferred = session.info.pop(_DEFERRED, [])
     if not deferred:
+        if members:
+            _MEMBER_WRITES_SQL.run(session, {"members": _json_rows(members)})
         return
     records = [_record_row(record) for record, _ in deferred]
     acks = [{"chat": chat, "queued_at": at, "payload": payload}
             for _, row_acks in deferred for chat, at, payload in row_acks]
-    _RECORD_MANY.run(session, {"records": _json_rows(records), "acks": _json_rows(acks)})
+    _RECORD_MANY.run(session, {"members": _json_rows(members), "records": _json_rows(records),
+                               "acks": _json_rows(acks)})
 
 
 def _json_rows(rows: list[dict[str, Any]]) -> str:

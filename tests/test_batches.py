@@ -25,8 +25,10 @@ from models.tables import Order
 ROOM = "replay:room:测试群"
 
 
-def _msg(chat: Chat, msg_id: str, member: str, text: str, seconds: float = 1) -> IncomingMessage:
-    return IncomingMessage(id=msg_id, text=text, sender_id=f"wx-{member}", sender_name=member,
+def _msg(chat: Chat, msg_id: str, member: str, text: str, seconds: float = 1, *,
+         sender_id: str | None = None) -> IncomingMessage:
+    return IncomingMessage(id=msg_id, text=text, sender_id=sender_id or f"wx-{member}",
+                           sender_name=member,
                            at=chat.clock.now() + timedelta(seconds=seconds), room_id=ROOM,
                            room_name="测试群")
 
@@ -120,8 +122,8 @@ def test_deferred_records_are_written_once_before_they_are_read(db_url: str) -> 
                 ops.record_message(session, ops.MessageRecord(id=f"r{n}", received_at=now,
                                                               sender_name="阿琴", body=f"要{n}盒"),
                                    [(f"room:{ROOM}", now, "{}")] if n != 1 else [], defer=True)
-            ops.write_deferred_records(session)
-            ops.write_deferred_records(session)  # nothing left: writes nothing twice
+            ops.write_deferred(session)
+            ops.write_deferred(session)  # nothing left: writes nothing twice
             got = session.connection().execute(sa.text(
                 "select id, received_at from processedmessage order by id")).all()
             acks = session.connection().execute(sa.text("select count(*) from pendingack")).scalar_one()
@@ -131,7 +133,7 @@ def test_deferred_records_are_written_once_before_they_are_read(db_url: str) -> 
         with Session(chat.app.engine) as session:  # a known id fails when the rows are written
             def again() -> None:  # (SQLite writes them at once: nothing to save there)
                 ops.record_message(session, ops.MessageRecord(id="r1", received_at=now), defer=True)
-                ops.write_deferred_records(session)
+                ops.write_deferred(session)
 
             with pytest.raises(IntegrityError):
                 again()
@@ -264,19 +266,63 @@ async def test_room_states_read_together_equal_those_read_one_by_one() -> None:
             assert one_by_one[2].appointed
             assert len(one_by_one[0].closed_ids) == 1
             with chat.app.sessions() as session:
-                speakers = [Speaker(room.id or 0, m.platform_id, m.name, m.id, False,
-                                    chat.clock.now()) for m in members]
-                newcomer = Speaker(room.id or 0, "wx-新邻居", "新邻居", None, True, chat.clock.now())
-                together = read_room_states(session, [*speakers, newcomer])
+                speakers = [Speaker(room.id or 0, m.platform_id, m.name, m.id, chat.clock.now())
+                            for m in members]
+                renamed = Speaker(room.id or 0, members[1].platform_id, "周周", None,
+                                  chat.clock.now())
+                newcomer = Speaker(room.id or 0, "wx-新邻居", "新邻居", None, chat.clock.now())
+                together = read_room_states(session, [*speakers, renamed, newcomer])
                 assert [state for _, state in together[:4]] == one_by_one
                 assert [member_id for member_id, _ in together[:4]] == [m.id for m in members]
-                new_id, new_state = together[4]
+                assert together[4] == (members[1].id, one_by_one[1])  # found by platform id
+                new_id, new_state = together[5]
+                assert new_id not in {m.id for m in members}
                 assert new_state.own_orders == {deal_id: ops.OrderState()
                                                 for deal_id in one_by_one[0].open_ids}
                 assert new_state.open_ids == one_by_one[0].open_ids
-                assert session.connection().execute(sa.text(
-                    "select count(*) from roommember where member_id = :m and room_id = :r"),
-                    {"m": new_id, "r": room.id}).scalar_one() == 1
+                # nothing another message could see has changed: no rename, no presence
+                assert ops.find_member_in_room(session, room, "小周") == members[1]
+                assert ops.find_member_in_room(session, room, "周周") is None
+                assert ops.find_member_in_room(session, room, "新邻居") is None
+                # for the batch's first message (``at_once``) both are written at once
+                arrived = Speaker(room.id or 0, "wx-新邻居2", "新邻居2", None, chat.clock.now(),
+                                  at_once=True)
+                read_room_states(session, [replace(renamed, at_once=True), arrived])
+                found = ops.find_member_in_room(session, room, "周周")
+                assert found is not None
+                assert found.id == members[1].id
+                assert ops.find_member_in_room(session, room, "新邻居2") is not None
                 session.commit()
         finally:
             chat.close()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
+async def test_a_member_named_in_a_batch_is_seen_as_they_were_at_that_message(
+        db_url: str, batched: bool) -> None:
+    """A speaker's rename and first presence in the room take effect at their own message,
+    also when their state was read ahead with the batch's (PostgreSQL): a message before it
+    that names them finds them under their old name, one after it under the new one."""
+    chat = Chat(db_url)
+    try:
+        await _open_deal(chat)
+        for msg in [_msg(chat, "s1", "阿琴", "要2盒"), _msg(chat, "s2", "小周", "要1盒")]:
+            assert await chat.app.dispatcher.dispatch(msg)
+        msgs = [_msg(chat, "r1", "阿琴", "小周那单改成5盒", 2),  # 小周's order: not hers
+                _msg(chat, "r2", "周周", "谢谢团长", 3, sender_id="wx-小周"),  # 小周 renamed
+                _msg(chat, "r3", "老谭", "周周那单改成4盒", 4),  # found under the new name
+                _msg(chat, "r4", "小马", "谢谢", 5),  # first seen in the room here
+                _msg(chat, "r5", "阿琴", "小马那单取消", 6)]  # 小马 is in the room now
+        if batched:
+            assert await chat.app.dispatcher.dispatch_batch(msgs) == [True] * 5
+        else:
+            for msg in msgs:
+                assert await chat.app.dispatcher.dispatch(msg)
+        assert chat.orders() == {"阿琴": {"阳澄湖大闸蟹": 2}, "周周": {"阳澄湖大闸蟹": 1}}
+        with chat.app.sessions() as session:
+            room = ops.upsert_room(session, ROOM, "测试群")
+            assert ops.find_member_in_room(session, room, "小周") is None
+            assert ops.find_member_in_room(session, room, "周周") is not None
+            assert ops.find_member_in_room(session, room, "小马") is not None
+    finally:
+        chat.close()
