@@ -262,17 +262,18 @@ class Dispatcher:
             member = self._members.get(msg.sender_id)
             known = member if member is not None and member.name == msg.sender_name else None
             writes = known is None or (room.id, known.id) not in self._presence
-            ahead.append((msg, room, known, writes, Speaker(
+            ahead.append((msg, room, known, Speaker(
                 room.id or 0, msg.sender_id, msg.sender_name, known.id if known else None,
                 msg.at.astimezone(self._settings.tz),
                 at_once=writes and msg is msgs[0])))  # no message before it to see them
         states = read_room_states(session, [speaker for *_, speaker in ahead])
-        for (msg, room, known, writes, speaker), (member_id, state) in zip(ahead, states, strict=True):
+        for (msg, room, known, speaker), (member_id, name, state) in zip(
+                ahead, states, strict=True):
             member = known or Member(id=member_id, platform_id=msg.sender_id, name=msg.sender_name)
-            if writes and not speaker.at_once:
-                present = (room.id, member.id) in self._presence
-                self._member_writes[_key(msg)] = (
-                    member_id, None if known else msg.sender_name, None if present else room.id)
+            rename = None if known or name == msg.sender_name else msg.sender_name
+            note_in = None if (room.id, member.id) in self._presence else room.id
+            if not speaker.at_once and (rename or note_in):
+                self._member_writes[_key(msg)] = (member_id, rename, note_in)
             self._members[msg.sender_id] = member
             self._presence.add((room.id, member.id))
             self._states[_key(msg)] = state

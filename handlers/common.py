@@ -186,17 +186,17 @@ def _room_states_sql() -> Any:
         INSERT INTO {member} (platform_id, name)
         SELECT platform_id, name FROM req WHERE member_id IS NULL AND at_once ORDER BY i
         ON CONFLICT (platform_id) DO UPDATE SET name = excluded.name
-        RETURNING id, platform_id
+        RETURNING id, platform_id, name
     ), keeping AS (
         INSERT INTO {member} (platform_id, name)
         SELECT platform_id, name FROM req WHERE member_id IS NULL AND NOT at_once ORDER BY i
         ON CONFLICT (platform_id) DO UPDATE SET name = {member}.name
-        RETURNING id, platform_id
+        RETURNING id, platform_id, name
     ), m AS (
         SELECT * FROM renaming UNION ALL SELECT * FROM keeping
     ), who AS (
         SELECT req.i, req.room_id, coalesce(req.member_id, m.id) AS member_id, req.since,
-               req.at_once
+               req.at_once, m.name
         FROM req LEFT JOIN m ON req.member_id IS NULL AND m.platform_id = req.platform_id
     ), p AS (
         INSERT INTO {presence} (room_id, member_id)
@@ -213,7 +213,7 @@ def _room_states_sql() -> Any:
     )
     SELECT who.i, s.* FROM who CROSS JOIN LATERAL (
         SELECT 'member' AS kind, who.member_id AS id, CAST(NULL AS varchar) AS status,
-               CAST(NULL AS text) AS payload, CAST(NULL AS timestamptz) AS at,
+               CAST(who.name AS text) AS payload, CAST(NULL AS timestamptz) AS at,
                CAST(NULL AS integer) AS line_id, CAST(NULL AS integer) AS item_id,
                CAST(NULL AS bigint) AS qty, CAST(NULL AS integer) AS deal_id
         UNION ALL
@@ -247,11 +247,11 @@ def read_room_state(session: Session, room_id: int, member_id: int, now: datetim
 
 
 def read_room_states(session: Session, speakers: Sequence[Speaker]
-                     ) -> list[tuple[int, RoomState]]:
-    """PostgreSQL: for each speaker, their member row id (looked up, or the row made, if
-    ``member_id`` is None) and ``read_room_state``, all in one statement; the caller notes
-    the renames and presences of those not ``at_once`` when each one's turn comes
-    (``ops.defer_member_writes``)."""
+                     ) -> list[tuple[int, str | None, RoomState]]:
+    """PostgreSQL: for each speaker, their member row id and the name the row has (where
+    ``member_id`` is None: the row is looked up, or made), and ``read_room_state``, all in
+    one statement; the caller notes the renames and presences of those not ``at_once``
+    when each one's turn comes (``ops.defer_member_writes``)."""
     if not speakers:
         return []
     rows = _ROOM_STATES.run(session, {"speakers": json.dumps([
@@ -262,8 +262,11 @@ def read_room_states(session: Session, speakers: Sequence[Speaker]
     by_speaker: list[list[Any]] = [[] for _ in speakers]
     for row in rows:
         by_speaker[row.i].append(row)
-    return [(next(row.id for row in mine if row.kind == "member"), _room_state(mine))
-            for mine in by_speaker]
+    out = []
+    for mine in by_speaker:
+        member = next(row for row in mine if row.kind == "member")
+        out.append((member.id, member.payload, _room_state(mine)))
+    return out
 
 
 def _room_state(rows: list[Any]) -> RoomState:

@@ -165,32 +165,35 @@ def defer_member_writes(session: Session, member_id: int, name: str | None,
         {"member_id": member_id, "name": name, "room_id": room_id})
 
 
-def _member_writes(param: str) -> tuple[str, str]:
-    """PostgreSQL: the member writes put off (``defer_member_writes``), from a JSON array in
-    parameter ``param``: WITH queries (the renames) and the INSERT of the presences, for a
-    statement to build on."""
-    member, presence = Member.__table__.name, RoomMember.__table__.name  # type: ignore[attr-defined]
-    ctes = f"""
-    mreq AS (
-        SELECT * FROM json_to_recordset(CAST(:{param} AS json)) AS r(
-            member_id integer, name text, room_id integer)
-    ), renamed AS (
-        UPDATE "{member}" m SET name = mreq.name FROM mreq
-        WHERE m.id = mreq.member_id AND mreq.name IS NOT NULL AND m.name <> mreq.name
-    )"""
-    present = f"""
+def _presences(param: str) -> str:
+    """PostgreSQL: an INSERT of the presences among member writes (``defer_member_writes``)
+    that come as a JSON array in parameter ``param``."""
+    presence = RoomMember.__table__.name  # type: ignore[attr-defined]
+    return f"""
     INSERT INTO "{presence}" (room_id, member_id)
-    SELECT room_id, member_id FROM mreq WHERE room_id IS NOT NULL
+    SELECT room_id, member_id FROM json_to_recordset(CAST(:{param} AS json))
+        AS r(member_id integer, room_id integer)
+    WHERE room_id IS NOT NULL
     ON CONFLICT (room_id, member_id) DO NOTHING"""
-    return ctes, present
 
 
-def _member_writes_alone() -> Any:
-    ctes, present = _member_writes("members")
-    return text(f"WITH {ctes} {present}")
+def _member_writes() -> Any:
+    """PostgreSQL: the member writes put off, renames and presences. The members to rename
+    are found by their ids (``= ANY``): a join would have the planner scan the whole table
+    whenever its row count is out of date."""
+    member = Member.__table__.name  # type: ignore[attr-defined]
+    return text(f"""
+    WITH renamed AS (
+        UPDATE "{member}" m SET name = r.name
+        FROM json_to_recordset(CAST(:members AS json)) AS r(member_id integer, name text)
+        WHERE m.id = ANY (ARRAY(
+                SELECT member_id FROM json_to_recordset(CAST(:members AS json))
+                    AS n(member_id integer, name text) WHERE name IS NOT NULL))
+            AND m.id = r.member_id AND m.name <> r.name
+    ) {_presences("members")}""")
 
 
-_MEMBER_WRITES_SQL = Prepared(_member_writes_alone())
+_MEMBER_WRITES_SQL = Prepared(_member_writes())
 
 
 def _write_member_writes(session: Session) -> None:
@@ -238,7 +241,7 @@ _RECORD_WITH_ACK = Prepared(_values(PendingAck.__table__, "a_", "chat", "queued_
 
 def _record_many() -> Any:
     """PostgreSQL: the processed-message rows of several messages and all their acks in one
-    statement, whatever their number, and the member writes put off meanwhile: each set of
+    statement, whatever their number, and the presences put off meanwhile: each set of
     rows comes as one JSON array (psycopg passes a string as it is; arrays per column cost
     it far more to encode)."""
     def rows(table: Any, names: Sequence[str], param: str) -> str:
@@ -248,8 +251,7 @@ def _record_many() -> Any:
 
     records = rows(ProcessedMessage.__table__, _RECORD_COLUMNS, "records")  # type: ignore[attr-defined]
     acks = rows(PendingAck.__table__, ("chat", "queued_at", "payload"), "acks")  # type: ignore[attr-defined]
-    member_ctes, present = _member_writes("members")
-    return text(f"WITH {member_ctes}, present AS ({present}), r AS ({records}) {acks}")
+    return text(f"WITH p AS ({_presences('presences')}), r AS ({records}) {acks}")
 
 
 _RECORD_MANY = Prepared(_record_many())
@@ -287,17 +289,18 @@ def record_message(session: Session, record: MessageRecord, acks: Sequence[AckRo
 def write_deferred(session: Session) -> None:
     """Write what was put off until the commit: the member writes (``defer_member_writes``)
     and the processed-message rows and acks (``record_message(defer=True)``), on PostgreSQL
-    in one statement."""
+    in one statement (a rename, which is rare, in one of its own before it)."""
     members = session.info.pop(_MEMBER_WRITES, [])
     deferred = session.info.pop(_DEFERRED, [])
+    if members and (not deferred or any(row["name"] for row in members)):
+        _MEMBER_WRITES_SQL.run(session, {"members": _json_rows(members)})
+        members = []
     if not deferred:
-        if members:
-            _MEMBER_WRITES_SQL.run(session, {"members": _json_rows(members)})
         return
     records = [_record_row(record) for record, _ in deferred]
     acks = [{"chat": chat, "queued_at": at, "payload": payload}
             for _, row_acks in deferred for chat, at, payload in row_acks]
-    _RECORD_MANY.run(session, {"members": _json_rows(members), "records": _json_rows(records),
+    _RECORD_MANY.run(session, {"presences": _json_rows(members), "records": _json_rows(records),
                                "acks": _json_rows(acks)})
 
 

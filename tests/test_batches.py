@@ -272,10 +272,13 @@ async def test_room_states_read_together_equal_those_read_one_by_one() -> None:
                                   chat.clock.now())
                 newcomer = Speaker(room.id or 0, "wx-新邻居", "新邻居", None, chat.clock.now())
                 together = read_room_states(session, [*speakers, renamed, newcomer])
-                assert [state for _, state in together[:4]] == one_by_one
-                assert [member_id for member_id, _ in together[:4]] == [m.id for m in members]
-                assert together[4] == (members[1].id, one_by_one[1])  # found by platform id
-                new_id, new_state = together[5]
+                assert [state for *_, state in together[:4]] == one_by_one
+                assert [(member_id, name) for member_id, name, _ in together[:4]] == [
+                    (m.id, None) for m in members]  # known: their row's name is not read
+                # found by platform id, under the name the row has
+                assert together[4] == (members[1].id, "小周", one_by_one[1])
+                new_id, new_name, new_state = together[5]
+                assert new_name == "新邻居"
                 assert new_id not in {m.id for m in members}
                 assert new_state.own_orders == {deal_id: ops.OrderState()
                                                 for deal_id in one_by_one[0].open_ids}
