@@ -128,6 +128,7 @@ def upsert_member(session: Session, platform_id: str, name: str, *,
                   present_in: Room | None = None) -> Member:
     """The member with this platform id, created or renamed as needed, in one statement;
     with ``present_in``, also noted as seen in that room (``note_presence``)."""
+    _write_member_writes(session)  # a rename put off before this one must not undo it
     params = {"platform_id": platform_id, "name": name}
     if present_in is not None and chained_writes(session):
         member_id = _UPSERT_PRESENT.run(session, {

@@ -329,3 +329,25 @@ async def test_a_member_named_in_a_batch_is_seen_as_they_were_at_that_message(
             assert ops.find_member_in_room(session, room, "小马") is not None
     finally:
         chat.close()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
+async def test_a_member_renamed_twice_in_a_batch_keeps_the_last_name(
+        db_url: str, batched: bool) -> None:
+    """The second rename runs as the message does; the first, put off until its message's
+    turn (PostgreSQL, read ahead), must be written before it and not after."""
+    chat = Chat(db_url)
+    try:
+        await _open_deal(chat)
+        assert await chat.app.dispatcher.dispatch(_msg(chat, "t0", "小周", "要1盒"))
+        msgs = [_msg(chat, "t1", "阿琴", "谢谢", 2),
+                _msg(chat, "t2", "周周", "谢谢", 3, sender_id="wx-小周"),
+                _msg(chat, "t3", "阿周", "谢谢", 4, sender_id="wx-小周")]
+        if batched:
+            assert await chat.app.dispatcher.dispatch_batch(msgs) == [True] * 3
+        else:
+            for msg in msgs:
+                assert await chat.app.dispatcher.dispatch(msg)
+        assert chat.orders() == {"阿周": {"阳澄湖大闸蟹": 1}}
+    finally:
+        chat.close()
