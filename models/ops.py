@@ -291,13 +291,12 @@ def write_deferred(session: Session) -> None:
     """Write what was put off until the commit: the member writes (``defer_member_writes``)
     and the processed-message rows and acks (``record_message(defer=True)``), on PostgreSQL
     in one statement (a rename, which is rare, in one of its own before it)."""
-    members = session.info.pop(_MEMBER_WRITES, [])
     deferred = session.info.pop(_DEFERRED, [])
-    if members and (not deferred or any(row["name"] for row in members)):
-        _MEMBER_WRITES_SQL.run(session, {"members": _json_rows(members)})
-        members = []
+    if not deferred or any(row["name"] for row in session.info.get(_MEMBER_WRITES, ())):
+        _write_member_writes(session)
     if not deferred:
         return
+    members = session.info.pop(_MEMBER_WRITES, [])  # only presences are left
     records = [_record_row(record) for record, _ in deferred]
     acks = [{"chat": chat, "queued_at": at, "payload": payload}
             for _, row_acks in deferred for chat, at, payload in row_acks]
